@@ -44,7 +44,9 @@ def test_apdu_bytes_from_the_reference(apdu: CommandApdu, wire: str) -> None:
     assert apdu.encode().hex().upper() == wire
 
 
-@pytest.mark.parametrize("raw", ["00A404", "00A4040005AABB", "00A40400020102030405", "00A4040000AABB"])
+@pytest.mark.parametrize(
+    "raw", ["00A404", "00A4040005AABB", "00A40400020102030405", "00A4040000AABB"]
+)
 def test_malformed_apdus_are_refused(raw: str) -> None:
     with pytest.raises(ValueError):
         CommandApdu.decode(bytes.fromhex(raw))
