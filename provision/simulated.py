@@ -1,0 +1,71 @@
+"""A simulated run: blank virtual tokens and a local Phone Home server for one profile.
+
+The tokens get the profile's own key set, so the run exercises the real secure channel. The
+Phone Home server serves the profile's ServiceInfo; the tokens keep the profile's real URL
+and only the connection for its host and port is sent to the local server, as a hosts-file
+entry would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from simulator.card import CardModel, VirtualToken
+
+from .gp.keys import KeySet
+from .phonehome.server import PhoneHomeServer
+from .phonehome.serviceinfo import ServiceInfo, render_service_info
+from .profile import Profile
+from .transport import InProcessTransport, Transport
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """The connection override a simulated run installs for the Phone Home fetch."""
+
+    host: str
+    port: int
+    local_host: str
+    local_port: int
+
+    @property
+    def connect_to(self) -> dict[tuple[str, int], tuple[str, int]]:
+        return {(self.host, self.port): (self.local_host, self.local_port)}
+
+
+def url_host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.hostname or "", parts.port or default
+
+
+@contextmanager
+def phone_home_server(profile: Profile) -> Iterator[Redirect]:
+    """Serve the profile's ServiceInfo on 127.0.0.1 at a free port while the block runs."""
+    body = render_service_info(ServiceInfo(profile.issuer_name, profile.service_info))
+    path = urlsplit(profile.phone_home_url).path or "/"
+    with PhoneHomeServer({path: body}) as server:
+        host, port = url_host_port(profile.phone_home_url)
+        yield Redirect(host, port, server.host, server.port)
+
+
+def blank_tokens(profile: Profile, count: int) -> Iterator[Transport]:
+    """``count`` fresh blank tokens with random CUIDs, made one at a time."""
+    spec = profile.channel
+    key_set = _card_key_set(profile)
+    model = CardModel(protocol=spec.protocol, i=spec.i)
+    for n in range(count):
+        token = VirtualToken.blank(model=model, key_sets={key_set.kvn: key_set.keys})
+        yield InProcessTransport(token, reader=f"simulated-{n + 1:03d}")
+
+
+def _card_key_set(profile: Profile) -> KeySet:
+    wanted = profile.channel.key_version
+    if wanted:
+        found = profile.key_set(wanted)
+        if found is not None:
+            return found
+    return profile.key_sets[0]
