@@ -8,6 +8,7 @@ entry would.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 from simulator.card import CardModel, VirtualToken
 
+from .errors import CardRemovedError
 from .gp.keys import KeySet
 from .phonehome.server import PhoneHomeServer
 from .phonehome.serviceinfo import ServiceInfo, render_service_info
@@ -69,3 +71,65 @@ def _card_key_set(profile: Profile) -> KeySet:
         if found is not None:
             return found
     return profile.key_sets[0]
+
+
+class SimulatedReader:
+    """An in-process reader slot: tests and simulated runs insert and remove tokens.
+
+    A transport handed out by :meth:`wait_for_card` fails with :class:`CardRemovedError`
+    once its token has been removed, as a real reader's connection does.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._token: VirtualToken | None = None
+        self._changed = threading.Condition()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def token(self) -> VirtualToken | None:
+        return self._token
+
+    def insert(self, token: VirtualToken) -> None:
+        with self._changed:
+            self._token = token
+            self._changed.notify_all()
+
+    def remove(self) -> VirtualToken | None:
+        with self._changed:
+            token, self._token = self._token, None
+            self._changed.notify_all()
+            return token
+
+    def wait_for_card(self, timeout: float) -> Transport | None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._token is not None, timeout):
+                return None
+            assert self._token is not None
+            return _SlotTransport(self, self._token)
+
+    def wait_for_removal(self, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._token is None, timeout)
+
+
+class _SlotTransport(InProcessTransport):
+    def __init__(self, reader: SimulatedReader, token: VirtualToken) -> None:
+        super().__init__(token, reader.name)
+        self._slot = reader
+        self._token = token
+
+    def _check_present(self) -> None:
+        if self._slot.token is not self._token:
+            raise CardRemovedError(f"the card was removed from {self._slot.name}")
+
+    def transmit(self, apdu: bytes) -> tuple[bytes, int]:
+        self._check_present()
+        return super().transmit(apdu)
+
+    def reset(self) -> None:
+        self._check_present()
+        super().reset()

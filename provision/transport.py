@@ -88,3 +88,18 @@ class InProcessTransport:
 
     def close(self) -> None:
         pass
+
+
+class Reader(Protocol):
+    """A card reader a batch can wait on: cards come and go, one at a time."""
+
+    @property
+    def name(self) -> str: ...
+
+    def wait_for_card(self, timeout: float) -> Transport | None:
+        """Wait up to ``timeout`` seconds for a card; connect to it, or return None."""
+        ...
+
+    def wait_for_removal(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the card to leave; True once it has."""
+        ...

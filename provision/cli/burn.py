@@ -1,9 +1,4 @@
-"""The ``provision`` command line.
-
-This is the only module that prints, configures logging, or turns errors into messages and
-exit codes. Everything it calls raises :class:`ProvisionError` subclasses with messages
-meant for the operator.
-"""
+"""``provision burn``: burn and verify a batch of tokens, with progress and a summary."""
 
 from __future__ import annotations
 
@@ -11,56 +6,27 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
 from tqdm import tqdm
 
-from . import __version__
-from .batch import Summary, run_batch
-from .burn import BurnPlan, Outcome, TokenResult
-from .errors import ConfigError, ProvisionError
-from .log import TRAFFIC
-from .phonehome.esc_prefs import read_global_phone_home_url
-from .profile import Overwrite, Profile, load_profile
-from .report import JsonlReport, default_report_name
-from .simulated import blank_tokens, phone_home_server
-from .transport import Transport
-from .verify import VerifyConfig
+from .. import __version__
+from ..batch import Summary, run_batch
+from ..burn import BurnPlan, Outcome, TokenResult
+from ..phonehome.esc_prefs import read_global_phone_home_url
+from ..profile import Overwrite, Profile, load_profile
+from ..report import JsonlReport, default_report_name
+from ..simulated import blank_tokens, phone_home_server
+from ..transport import Transport
+from ..verify import VerifyConfig
+from ._common import EXIT_OK, EXIT_TOKENS_FAILED, CliError, Subparsers
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK = 0
-EXIT_TOKENS_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERNAL = 70
 
-
-class CliError(Exception):
-    """A message for the operator and the exit status that goes with it."""
-
-    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="provision",
-        description="Burn CoolKey Phone Home data onto tokens and verify it as ESC would.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="more log output: -v outcomes, -vv steps, -vvv every APDU",
-    )
-    parser.add_argument("--log-file", type=Path, help="also write the log to this file")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def register(commands: Subparsers) -> None:
     burn = commands.add_parser("burn", help="burn and verify Phone Home data on tokens")
     burn.add_argument("profile", type=Path, help="issuer profile (YAML)")
     # XXX: only simulated tokens for now; PC/SC readers need the pyscard transport.
@@ -86,32 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     burn.add_argument("--no-progress", action="store_true", help="no progress bar")
     burn.set_defaults(handler=cmd_burn)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        _configure_logging(args.verbose, args.log_file)
-        status: int = args.handler(args)
-        return status
-    except CliError as exc:
-        _error(str(exc))
-        return exc.status
-    except ProvisionError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
-    except Exception as exc:
-        logger.debug("internal error", exc_info=True)
-        _error(
-            f"internal error ({type(exc).__name__}: {exc}); this is a bug in provision: "
-            "run again with --log-file FILE -vv and report the file"
-        )
-        return EXIT_INTERNAL
 
 
 def cmd_burn(args: argparse.Namespace) -> int:
@@ -214,30 +154,3 @@ def _print_summary(summary: Summary, report_path: Path, out: TextIO) -> None:
     if summary.halted:
         print(f"Batch {summary.halted}", file=out)
     print(f"Report: {report_path}", file=out)
-
-
-def _configure_logging(verbose: int, log_file: Path | None) -> None:
-    level = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}.get(verbose, TRAFFIC)
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if log_file is not None:
-        try:
-            file_handler = logging.FileHandler(log_file, encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"cannot write the log file {log_file}: {exc.strerror}") from None
-        file_handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        )
-        handlers.append(file_handler)
-    logging.basicConfig(
-        level=level, handlers=handlers, format="%(levelname)s: %(message)s", force=True
-    )
-    if level <= TRAFFIC:
-        logger.warning("APDU tracing is on: every command and response is logged")
-
-
-def _error(message: str) -> None:
-    print(f"provision: error: {message}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

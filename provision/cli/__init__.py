@@ -1,0 +1,92 @@
+"""The ``provision`` command line.
+
+This package is the only part of the tool that prints, configures logging, or turns errors
+into messages and exit codes. Each command lives in its own module with a ``register``
+function that adds its subparser and sets ``handler``; everything the commands call raises
+:class:`ProvisionError` subclasses whose messages are meant for the operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .. import __version__
+from ..errors import ConfigError, ProvisionError
+from ..log import TRAFFIC
+from . import burn
+from ._common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, CliError
+
+logger = logging.getLogger(__name__)
+
+COMMANDS = (burn,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="provision",
+        description="Burn CoolKey Phone Home data onto tokens and verify it as ESC would.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log output: -v outcomes, -vv steps, -vvv every APDU",
+    )
+    parser.add_argument("--log-file", type=Path, help="also write the log to this file")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _configure_logging(args.verbose, args.log_file)
+        status: int = args.handler(args)
+        return status
+    except CliError as exc:
+        _error(str(exc))
+        return exc.status
+    except ProvisionError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        logger.debug("internal error", exc_info=True)
+        _error(
+            f"internal error ({type(exc).__name__}: {exc}); this is a bug in provision: "
+            "run again with --log-file FILE -vv and report the file"
+        )
+        return EXIT_INTERNAL
+
+
+def _configure_logging(verbose: int, log_file: Path | None) -> None:
+    level = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}.get(verbose, TRAFFIC)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file is not None:
+        try:
+            file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot write the log file {log_file}: {exc.strerror}") from None
+        file_handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
+        handlers.append(file_handler)
+    logging.basicConfig(
+        level=level, handlers=handlers, format="%(levelname)s: %(message)s", force=True
+    )
+    if level <= TRAFFIC:
+        logger.warning("APDU tracing is on: every command and response is logged")
+
+
+def _error(message: str) -> None:
+    print(f"provision: error: {message}", file=sys.stderr)
