@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from provision.gp.keys import Scp, StaticKeys
+from provision.gp.crypto import aes_cmac, des3_ecb_encrypt, hmac_sha256
+from provision.gp.keys import Key, Scp, StaticKeys
 from provision.iso7816 import (
     CLA_ISO,
     CLA_SECURE,
@@ -42,9 +43,16 @@ CARD_MANAGER_AID = bytes.fromhex("A000000003000000")
 DEFAULT_KVN = 0x01
 DEFAULT_KEY = bytes(range(0x40, 0x50))
 DEFAULT_APPLET_LEVELS = frozenset({0x01, 0x03})
-DEFAULT_I = {Scp.SCP02: 0x15, Scp.SCP03: 0x10}
+DEFAULT_I = {Scp.SCP01: 0x05, Scp.SCP02: 0x15, Scp.SCP03: 0x10}
+
+# What a card answers a bad host cryptogram with (GPC 2.3.1 E.5.2.7: 6300; some cards
+# 6982), and INITIALIZE UPDATE once it has locked itself (6982; others give 6283).
+AUTH_FAILURE_SWS = frozenset({SW.VERIFICATION_FAILED, SW.SECURITY_STATUS_NOT_SATISFIED})
+LOCKED_SWS = frozenset({SW.SECURITY_STATUS_NOT_SATISFIED, SW.WARNING_SELECTED_FILE_INVALIDATED})
 
 CUID_LENGTH = 10
+KDD_LENGTH = 10
+DIVERSIFICATIONS = ("visa2", "emv-cps-1.1", "kdf3", "nist-sp800-108")
 # ISO 7816-4 §8.2.1.2: an AID has 5 to 16 bytes; SELECT may name a leading part of one.
 MIN_AID_LENGTH = 5
 MAX_AID_LENGTH = 16
@@ -60,6 +68,8 @@ class CardModel:
     auth_failure_limit: int = 10
     atr: bytes = DEFAULT_ATR
     card_manager_aid: bytes = CARD_MANAGER_AID
+    auth_failure_sw: int = SW.VERIFICATION_FAILED
+    locked_sw: int = SW.SECURITY_STATUS_NOT_SATISFIED
 
     def __post_init__(self) -> None:
         channel = CHANNELS.get(self.protocol)
@@ -68,8 +78,14 @@ class CardModel:
         if self.i not in channel.implementations:
             choices = ", ".join(f"{i:02X}" for i in sorted(channel.implementations))
             raise ValueError(f"{self.protocol.name} i={self.i:02X} is not one of {choices}")
-        if not self.applet_levels or any(not 0 <= p1 <= 0xFF for p1 in self.applet_levels):
-            raise ValueError("applet_levels must be a non-empty set of P1 bytes")
+        levels = channel.levels_for(self.i)
+        if not self.applet_levels or not self.applet_levels <= levels:
+            choices = ", ".join(f"{p1:02X}" for p1 in sorted(levels))
+            raise ValueError(f"applet_levels must be a non-empty set of {choices}")
+        if self.auth_failure_sw not in AUTH_FAILURE_SWS:
+            raise ValueError("auth_failure_sw is 6300 or 6982")
+        if self.locked_sw not in LOCKED_SWS:
+            raise ValueError("locked_sw is 6982 or 6283")
         if self.auth_failure_limit < 1:
             raise ValueError("auth_failure_limit must be at least 1")
         if not 2 <= len(self.atr) <= 33 or self.atr[0] not in (0x3B, 0x3F):
@@ -95,6 +111,54 @@ class Application(Protocol):
     def select(self, command: CommandApdu) -> bytes: ...
 
     def process(self, command: CommandApdu) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class MasterKey:
+    """A master key and the method an issuer diversified a card's key set from it with."""
+
+    method: str
+    value: bytes
+
+    def __post_init__(self) -> None:
+        if self.method not in DIVERSIFICATIONS:
+            raise ValueError(f"diversification {self.method!r} is not one of {DIVERSIFICATIONS}")
+
+    def __repr__(self) -> str:
+        return f"MasterKey({self.method})"
+
+
+def diversified_keys(master: MasterKey, kdd: bytes) -> StaticKeys:
+    """The static keys an issuer puts on a card with this KDD (globalplatform.md §1.6;
+    Dogtag NistSP800_108KDF for nist-sp800-108). Written for the card side on its own."""
+    if len(kdd) != KDD_LENGTH:
+        raise ValueError(f"the KDD has {KDD_LENGTH} bytes")
+    if master.method == "kdf3":
+        return StaticKeys(*(Key(_kdf3(master.value, kdd, t), aes=True) for t in (1, 2, 3)))
+    if master.method == "nist-sp800-108":
+        return _nist_sp800_108(master.value, kdd)
+
+    # VISA2 takes KDD bytes 0-1 and 4-7; EMV CPS 1.1 the six rightmost ones.
+    serial = kdd[0:2] + kdd[4:8] if master.method == "visa2" else kdd[4:10]
+    blocks = (serial + bytes((0xF0, t)) + serial + bytes((0x0F, t)) for t in (1, 2, 3))
+    return StaticKeys(*(Key(des3_ecb_encrypt(master.value, block)) for block in blocks))
+
+
+def _kdf3(master: bytes, kdd: bytes, key_type: int) -> bytes:
+    # GPPro's kdf3 template: CMAC(master, i ‖ 00 00 00 ‖ t ‖ 00 ‖ KDD), i = 1, 2, ...
+    blocks = (aes_cmac(master, bytes((n, 0, 0, 0, key_type, 0)) + kdd) for n in (1, 2))
+    return b"".join(blocks)[: len(master)]
+
+
+def _nist_sp800_108(master: bytes, kdd: bytes) -> StaticKeys:
+    # HMAC-SHA256(master, n ‖ 04 ‖ 00 ‖ KDD ‖ 01 80) for n = 1, 2: ENC, MAC, KEK of 16
+    # bytes each, DES parity set (the low bit of each byte makes its bit count odd).
+    out = b"".join(hmac_sha256(master, bytes((n, 4, 0)) + kdd + b"\x01\x80") for n in (1, 2))
+    keys = []
+    for start in (0, 16, 32):
+        part = out[start : start + 16]
+        keys.append(Key(bytes(b ^ (1 - bin(b).count("1") % 2) for b in part)))
+    return StaticKeys(*keys)
 
 
 def default_key_sets(protocol: Scp) -> dict[int, StaticKeys]:
@@ -145,19 +209,24 @@ class VirtualToken:
         cuid: bytes | None = None,
         *,
         model: CardModel = DEFAULT_MODEL,
-        key_sets: Mapping[int, StaticKeys] | None = None,
+        key_sets: Mapping[int, StaticKeys | MasterKey] | None = None,
         kdd: bytes | None = None,
     ) -> VirtualToken:
         """A token fresh from the factory: applet installed, issuer info zero, life cycle 07.
 
-        Without ``cuid`` a random one is drawn; the KDD defaults to the CUID.
+        Without ``cuid`` a random one is drawn; the KDD defaults to the CUID. A key set given
+        as a :class:`MasterKey` is diversified with the token's KDD, as an issuer does.
         """
         if cuid is None:
             cuid = secrets.token_bytes(CUID_LENGTH)
+        kdd = cuid if kdd is None else kdd
         if key_sets is None:
             key_sets = default_key_sets(model.protocol)
-        cplc = cplc_from_cuid(cuid)
-        return cls(model=model, cplc=cplc, kdd=cuid if kdd is None else kdd, key_sets=key_sets)
+        static = {
+            kvn: diversified_keys(keys, kdd) if isinstance(keys, MasterKey) else keys
+            for kvn, keys in key_sets.items()
+        }
+        return cls(model=model, cplc=cplc_from_cuid(cuid), kdd=kdd, key_sets=static)
 
     # Persistent state, read-only from outside
 
@@ -256,7 +325,7 @@ class VirtualToken:
             # A simulator bug must not look like a transport failure to the host.
             logger.exception("simulator fault on %02X %02X", command.cla, command.ins)
             return status_bytes(SW.NO_PRECISE_DIAGNOSIS)
-        return self.card_manager.respond(data, SW.OK)
+        return self.card_manager.respond(command, data, SW.OK)
 
     def _dispatch(self, command: CommandApdu) -> bytes:
         # XXX: only the basic logical channel; a class byte naming another one gets 6E00.
@@ -266,6 +335,7 @@ class VirtualToken:
         # EXTERNAL AUTHENTICATE must come right after INITIALIZE UPDATE (GPC 2.3.1 E.5.2).
         if (command.cla, command.ins) != (CLA_SECURE, INS_EXTERNAL_AUTHENTICATE):
             self.card_manager.abandon_initiation()
+        self.card_manager.invoking_aid = self._selected.aid
         return self._selected.process(command)
 
     def _select(self, command: CommandApdu) -> bytes:

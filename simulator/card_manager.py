@@ -111,6 +111,8 @@ class CardManager:
 
         self.channel: CardChannel | None = None
         self._channel_kvn = 0
+        # The AID of the selected application, which pseudo-random challenges depend on.
+        self.invoking_aid: bytes | None = None
         self.card_challenge_source: RandomBytes = secrets.token_bytes
 
     def _checked_key_sets(self, key_sets: Mapping[int, StaticKeys]) -> dict[int, StaticKeys]:
@@ -125,6 +127,8 @@ class CardManager:
     def _checked_counters(self, counters: Mapping[int, int]) -> dict[int, int]:
         top = self._channel_class.max_sequence_counter()
         checked = {kvn: 0 for kvn in self._key_sets}
+        if any(counters.values()) and not self._channel_class.has_sequence_counter():
+            raise ValueError(f"{self.model.protocol.name} has no sequence counters")
         for kvn, value in counters.items():
             if kvn not in checked:
                 raise ValueError(f"sequence counter for unknown key version {kvn:02X}")
@@ -249,9 +253,13 @@ class CardManager:
         return _tlv(b"\x66", _tlv(b"\x73", gp + version + scheme + channel))
 
     def initialize_update(self, command: CommandApdu) -> bytes:
-        """INITIALIZE UPDATE (GPC 2.3.1 E.5.1, Amd D §7.1.1): start a new channel."""
+        """INITIALIZE UPDATE (GPC 2.3.1 E.5.1, Amd D §7.1.1): start a new channel.
+
+        The channel belongs to the selected application (:attr:`invoking_aid`): the ISD, or
+        the applet that forwarded the command to it.
+        """
         if self.locked:
-            raise StatusError(SW.SECURITY_STATUS_NOT_SATISFIED, "card locked")
+            raise StatusError(self.model.locked_sw, "card locked")
         if command.p2 != 0x00:
             raise StatusError(SW.INCORRECT_P1_P2, "INITIALIZE UPDATE P2")
         if len(command.data) != HOST_CHALLENGE_LENGTH:
@@ -267,7 +275,7 @@ class CardManager:
             command.data,
             i=self.model.i,
             sequence_counter=counter,
-            sd_aid=self.aid,
+            invoking_aid=self.invoking_aid or self.aid,
             random_bytes=self.card_challenge_source,
         )
         self._channel_kvn = kvn
@@ -286,6 +294,8 @@ class CardManager:
     def _next_counter(self, kvn: int) -> int:
         """The sequence counter this INITIALIZE UPDATE uses, advanced first if the SCP says."""
         counter = self._counters[kvn]
+        if not self._channel_class.has_sequence_counter():
+            return counter
         if counter >= self._channel_class.max_sequence_counter():
             # Amd D §6.2.2.1: an exhausted counter refuses new channels
             raise StatusError(SW.CONDITIONS_NOT_SATISFIED, "sequence counter exhausted")
@@ -318,7 +328,7 @@ class CardManager:
 
         if not channel.authenticate(command):
             self._record_failure()
-            raise StatusError(SW.VERIFICATION_FAILED, "host cryptogram or C-MAC")
+            raise StatusError(self.model.auth_failure_sw, "host cryptogram or C-MAC")
         self._record_success()
         self.channel = channel
         return b""
@@ -350,9 +360,13 @@ class CardManager:
             self.close_channel()
             raise
 
-    def respond(self, data: bytes, sw: int) -> bytes:
-        """The response APDU, protected as the open channel asks."""
-        if self.channel is not None and self.channel.authenticated:
+    def respond(self, command: CommandApdu, data: bytes, sw: int) -> bytes:
+        """The response APDU, protected as the open channel asks.
+
+        Amd D §6.2.5: the EXTERNAL AUTHENTICATE response carries no R-MAC.
+        """
+        opening = (command.cla, command.ins) == (CLA_SECURE, INS_EXTERNAL_AUTHENTICATE)
+        if self.channel is not None and self.channel.authenticated and not opening:
             return self.channel.wrap_response(data, sw)
         return data + sw.to_bytes(2, "big")
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from provision.gp.keys import Scp, StaticKeys
 
-from .card import CardModel, VirtualToken
+from .card import DEFAULT_MODEL, CardModel, VirtualToken
 from .card_manager import CPLC_LENGTH, KDD_LENGTH
 from .coolkey import ISSUER_INFO_SIZE, valid_life_cycle
 
@@ -60,6 +60,8 @@ def _model_to_image(model: CardModel) -> dict[str, Any]:
         "auth_failure_limit": model.auth_failure_limit,
         "atr": model.atr.hex().upper(),
         "card_manager_aid": model.card_manager_aid.hex().upper(),
+        "auth_failure_sw": f"{model.auth_failure_sw:04X}",
+        "locked_sw": f"{model.locked_sw:04X}",
     }
 
 
@@ -109,8 +111,11 @@ def _model_from_image(fields: _Fields) -> CardModel:
     limit = fields.get("auth_failure_limit", int)
     atr = fields.hex("atr")
     aid = fields.hex("card_manager_aid")
+    # Images written before these fields existed take the defaults.
+    failure_sw = fields.status_word("auth_failure_sw", DEFAULT_MODEL.auth_failure_sw)
+    locked_sw = fields.status_word("locked_sw", DEFAULT_MODEL.locked_sw)
     with _field_errors("model"):
-        return CardModel(protocol, i, levels, limit, atr, aid)
+        return CardModel(protocol, i, levels, limit, atr, aid, failure_sw, locked_sw)
 
 
 def _key_sets_from_image(
@@ -172,6 +177,15 @@ class _Fields:
         if len(value) != 1:
             raise ValueError(f"image field '{self._name(key)}': expected one hex byte")
         return value[0]
+
+    def status_word(self, key: str, default: int) -> int:
+        """Two hex bytes, or ``default`` when the field is absent."""
+        if key not in self._value:
+            return default
+        value = self.hex(key)
+        if len(value) != 2:
+            raise ValueError(f"image field '{self._name(key)}': expected a status word")
+        return int.from_bytes(value, "big")
 
     def byte_list(self, key: str) -> list[int]:
         items = self.get(key, list)

@@ -65,8 +65,10 @@ def test_kdd_may_differ_from_the_cuid() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"protocol": Scp.SCP01},
-        {"protocol": Scp.SCP02, "i": 0x55},
+        {"protocol": Scp.SCP01, "i": 0x25},
+        {"protocol": Scp.SCP02, "i": 0x1A},
+        {"applet_levels": frozenset({0x33})},
+        {"auth_failure_sw": 0x6A80},
         {"protocol": Scp.SCP03, "i": 0x15},
         {"auth_failure_limit": 0},
         {"applet_levels": frozenset()},

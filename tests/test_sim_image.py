@@ -122,7 +122,7 @@ _DELETE = object()
         ("failed_auth_count", True, "failed_auth_count"),
         ("cuid", "00" * 10, "cuid"),
         ("model.protocol", "scp99", "model.protocol"),
-        ("model.i", "55", "model"),
+        ("model.i", "1A", "model"),
         ("model.applet_levels", ["1"], "model.applet_levels"),
         ("model.atr", "3B", "model"),
         ("key_sets.0.enc", "4041", "key_sets[0]"),

@@ -14,6 +14,8 @@ import warnings
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from cryptography.hazmat.primitives.ciphers.algorithms import AES
 from cryptography.hazmat.primitives.cmac import CMAC
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.hmac import HMAC
 
 with warnings.catch_warnings():
     # Importing from decrepit is the supported spelling; older releases warn on it.
@@ -110,6 +112,18 @@ def aes_cmac(key: bytes, data: bytes) -> bytes:
     mac = CMAC(AES(key))
     mac.update(data)
     return mac.finalize()
+
+
+def hmac_sha256(key: bytes, data: bytes) -> bytes:
+    mac = HMAC(key, SHA256())
+    mac.update(data)
+    return mac.finalize()
+
+
+def des_odd_parity(key: bytes) -> bytes:
+    """``key`` with the low bit of each byte set so that every byte has odd parity
+    (FIPS 46-3: the DES parity bits; the cipher itself ignores them)."""
+    return bytes((b & 0xFE) | ((bin(b >> 1).count("1") + 1) & 1) for b in key)
 
 
 def scp03_kdf(key: bytes, constant: int, context: bytes, bits: int) -> bytes:

@@ -32,6 +32,18 @@ class SecurityLevel(IntFlag):
 
 
 C_MAC_C_DEC = SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION
+C_MAC_R_MAC = SecurityLevel.C_MAC | SecurityLevel.R_MAC
+C_MAC_C_DEC_R_MAC = C_MAC_C_DEC | SecurityLevel.R_MAC
+FULL_SECURITY = C_MAC_C_DEC_R_MAC | SecurityLevel.R_ENCRYPTION
+
+# The levels an EXTERNAL AUTHENTICATE may ask for, as the specifications write them.
+LEVELS = {
+    "01": SecurityLevel.C_MAC,
+    "03": C_MAC_C_DEC,
+    "11": C_MAC_R_MAC,
+    "13": C_MAC_C_DEC_R_MAC,
+    "33": FULL_SECURITY,
+}
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -77,7 +89,11 @@ class StaticKeys:
 
 @dataclass(frozen=True, slots=True)
 class KeySet:
-    """Static keys under one key version number (kvn)."""
+    """Static keys under one key version number (kvn): the keys of one card.
+
+    With diversified keys a key set is made for one card at a time and dropped once that
+    card is done; nothing keeps it.
+    """
 
     kvn: int
     keys: StaticKeys

@@ -1,4 +1,4 @@
-"""SCP02 host session state (GPC 2.3.1 Appendix E), implementation options i=15.
+"""SCP02 host session state (GPC 2.3.1 Appendix E), implementation options i=15 and 55.
 
 Pure state: built from the static keys and the INITIALIZE UPDATE exchange, it computes the
 cryptograms and wraps commands. It never talks to a card.
@@ -8,16 +8,28 @@ from __future__ import annotations
 
 from ..iso7816 import CLA_SECURE, CommandApdu
 from . import crypto
-from .keys import C_MAC_C_DEC, Scp, SecurityLevel, StaticKeys
+from .keys import C_MAC_C_DEC, Key, Scp, SecurityLevel, StaticKeys
 
-# Session key derivation constants (GPC 2.3.1 E.4.1, Table E-2).
+# Session key derivation constants (GPC 2.3.1 E.4.1).
 _DERIVE_C_MAC = bytes.fromhex("0101")
+_DERIVE_R_MAC = bytes.fromhex("0102")
 _DERIVE_ENC = bytes.fromhex("0182")
+_DERIVE_DEK = bytes.fromhex("0181")
 
+# "i" bits (GPC 2.3.1 Table E-1).
 I_ICV_ENCRYPTION = 0x10
+I_PSEUDO_RANDOM_CHALLENGE = 0x40
 
-SUPPORTED_I = frozenset({0x15})
+CARD_CHALLENGE_LENGTH = 6
+
+SUPPORTED_I = frozenset({0x15, 0x55})
+# XXX: no SCP02 R-MAC (levels 10, 11, 13); GPC E.4.5 is optional and no vector covers it.
 SUPPORTED_LEVELS = frozenset({SecurityLevel.C_MAC, C_MAC_C_DEC})
+
+
+def levels_for(i: int) -> frozenset[SecurityLevel]:
+    """The security levels SCP02 with option ``i`` offers here."""
+    return SUPPORTED_LEVELS if i in SUPPORTED_I else frozenset()
 
 
 def _session_key(static: bytes, constant: bytes, sequence_counter: bytes) -> bytes:
@@ -46,11 +58,30 @@ class Scp02Session:
         self._sequence_counter = sequence_counter
         self._s_enc = _session_key(keys.enc.value, _DERIVE_ENC, sequence_counter)
         self._s_mac = _session_key(keys.mac.value, _DERIVE_C_MAC, sequence_counter)
+        # The R-MAC and DEK session keys are not used here; only their KCVs are kept.
+        self._unused_kcvs = {
+            "s_rmac": Key(_session_key(keys.mac.value, _DERIVE_R_MAC, sequence_counter)).kcv,
+            "s_dek": Key(_session_key(keys.dek.value, _DERIVE_DEK, sequence_counter)).kcv,
+        }
         self._icv: bytes | None = None
         self.level = SecurityLevel.C_MAC
 
     def __repr__(self) -> str:
         return f"Scp02Session(i={self.i:02X}, level={self.level:02X})"
+
+    def session_key_kcvs(self) -> dict[str, str]:
+        """All four session keys (E.4.1) by their check values, for support and tests."""
+        kcvs = {"s_enc": Key(self._s_enc).kcv, "s_mac": Key(self._s_mac).kcv}
+        return {**kcvs, **self._unused_kcvs}
+
+    def pseudo_random_card_challenge(self, aid: bytes) -> bytes | None:
+        """What a card with i=55 draws (E.4.2.3): the six leftmost bytes of the retail MAC
+        of the invoking application's AID under S-MAC, ICV zero; None for a random one."""
+        if not self.i & I_PSEUDO_RANDOM_CHALLENGE:
+            return None
+        # XXX: no public vector covers i=55; this follows E.4.2.3 (the card side agrees).
+        mac = crypto.mac_retail(self._s_mac, crypto.pad80(aid, 8))
+        return mac[:CARD_CHALLENGE_LENGTH]
 
     def card_cryptogram(self) -> bytes:
         """What the card must have sent (E.4.2.1)."""
@@ -82,6 +113,10 @@ class Scp02Session:
         return CommandApdu(
             wrapped.cla, wrapped.ins, wrapped.p1, wrapped.p2, ciphertext + mac, wrapped.le
         )
+
+    def unwrap(self, data: bytes, sw: int) -> tuple[bytes, int]:
+        """Without R-MAC, responses come as they are."""
+        return data, sw
 
     def _mac(self, command: CommandApdu) -> CommandApdu:
         # The C-MAC covers the modified header: secure-messaging CLA and Lc counting the MAC.
