@@ -65,8 +65,15 @@ def test_closed_on_exit() -> None:
 
 
 def test_logs_at_debug_and_never_writes_to_stderr(
-    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Only the server's own output counts: handlers an earlier test left on the root
+    # logger (a CLI run configures it) are not the server's.
+    root = logging.getLogger()
+    pytest_own = [h for h in root.handlers if type(h).__module__.startswith("_pytest")]
+    monkeypatch.setattr(root, "handlers", pytest_own)
     debug = caplog.at_level(logging.DEBUG, logger="provision.phonehome.server")
     with debug, PhoneHomeServer({"/": BODY}) as server:
         get(server, "/missing")

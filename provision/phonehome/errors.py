@@ -15,12 +15,17 @@ class PhoneHomeError(ProvisionError):
 
 class FetchError(PhoneHomeError):
     """The Phone Home URL could not be fetched: bad URL, no connection, timeout, too many
-    redirects or an oversized answer. An HTTP error status is not a FetchError."""
+    redirects or an oversized answer. An HTTP error status is not a FetchError.
 
-    def __init__(self, url: str, message: str) -> None:
+    ``limit`` is ``"redirects"`` or ``"size"`` when one of the fetch's own bounds stopped it,
+    bounds ESC's XMLHttpRequest does not have.
+    """
+
+    def __init__(self, url: str, message: str, *, limit: str | None = None) -> None:
         super().__init__(message)
         self.url = url
         self.message = message
+        self.limit = limit
 
 
 class ServiceInfoError(PhoneHomeError):

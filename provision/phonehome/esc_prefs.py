@@ -1,9 +1,11 @@
-"""Read ESC's defaults file, ``defaults/preferences/esc-prefs.js``.
+"""Read Mozilla prefs files: ESC's defaults ``esc-prefs.js`` and a profile's ``prefs.js``.
 
-The file holds statements ``pref("name", "value");`` with comments after ``#`` or ``//`` and
-between ``/*`` and ``*/`` (reference §2.5). A statement that does not have that shape is
-skipped with a warning, line by line, so one odd line does not hide the rest. A string with
-an escape this reader does not know is skipped the same way rather than read wrongly.
+The files hold statements ``pref("name", "value");`` (``user_pref`` in a profile) with
+comments after ``#`` or ``//`` and between ``/*`` and ``*/`` (reference §2.5). A statement that
+does not have that shape is skipped with a warning, line by line, so one odd line does not
+hide the rest. A string with an escape this reader does not know is skipped the same way
+rather than read wrongly. :func:`parse_prefs` also gives where each statement lies in the
+text, so that ``prefs_file`` can rewrite one statement and keep every other byte.
 """
 
 from __future__ import annotations
@@ -40,11 +42,31 @@ _SHAPE = ("word", "(", "string", ",", "value", ")", ";")
 PathLike = str | os.PathLike[str]
 
 
+BOM = "\ufeff"
+
+
 @dataclass(frozen=True)
 class _Token:
     kind: str
     text: str
     line: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class PrefStatement:
+    """One statement of the right shape, and where it lies: ``text[start:end]``.
+
+    ``name`` and ``value`` are None when a string holds an escape this reader refuses.
+    """
+
+    function: str
+    name: str | None
+    value: str | None
+    line: int
+    start: int
+    end: int
 
 
 class _BadString(ValueError):
@@ -56,16 +78,36 @@ def read_prefs(path: PathLike) -> dict[str, str]:
 
     Strings are unescaped; booleans and integers are given as written.
     """
-    text = _read(path)
+    _, text = read_text(path)
+    return prefs_of(parse_prefs(text, os.fspath(path)))
+
+
+def prefs_of(statements: list[PrefStatement]) -> dict[str, str]:
+    """The prefs the statements set, the last setting of a name winning."""
     prefs: dict[str, str] = {}
-    for statement in _statements(text, os.fspath(path)):
-        try:
-            name, value = _unescape(statement[2].text), _value(statement[4])
-        except _BadString as e:
-            logger.warning("%s:%d: skipped, %s", os.fspath(path), statement[0].line, e)
-            continue
-        prefs[name] = value
+    for statement in statements:
+        if statement.name is not None and statement.value is not None:
+            prefs[statement.name] = statement.value
     return prefs
+
+
+def parse_prefs(text: str, source: str) -> list[PrefStatement]:
+    """The statements of ``text``, in order; ``source`` names the file in warnings."""
+    found = []
+    for tokens in _statements(text, source):
+        name: str | None
+        value: str | None
+        try:
+            name, value = _unescape(tokens[2].text), _value(tokens[4])
+        except _BadString as e:
+            logger.warning("%s:%d: skipped, %s", source, tokens[0].line, e)
+            name = value = None
+        found.append(
+            PrefStatement(
+                tokens[0].text, name, value, tokens[0].line, tokens[0].start, tokens[-1].end
+            )
+        )
+    return found
 
 
 def read_pref(path: PathLike, name: str) -> str | None:
@@ -78,15 +120,29 @@ def read_global_phone_home_url(path: PathLike) -> str | None:
     return read_pref(path, GLOBAL_PHONE_HOME_URL) or None
 
 
-def _read(path: PathLike) -> str:
+def read_text(path: PathLike) -> tuple[bool, str]:
+    """Whether the file starts with a byte-order mark, and its text after it, line ends kept."""
     shown = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except UnicodeDecodeError as e:
-        raise PrefsError(shown, f"cannot read {shown}: not UTF-8 (byte {e.start})") from e
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise PrefsError(shown, f"cannot read {shown}: {e.strerror or e}") from e
+    return decode(data, shown)
+
+
+def decode(data: bytes, shown: str) -> tuple[bool, str]:
+    """The text of a prefs file's bytes (UTF-8, a byte-order mark allowed)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        where = f"line {line}, byte {column} of the line"
+        raise PrefsError(shown, f"cannot read {shown}: not UTF-8 ({where})") from e
+    if text.startswith(BOM):
+        return True, text[len(BOM) :]
+    return False, text
 
 
 def _statements(text: str, shown: str) -> Iterator[list[_Token]]:
@@ -138,13 +194,13 @@ def _tokens(text: str) -> Iterator[_Token]:
     while pos < len(text):
         match = _TOKENS.match(text, pos)
         if match is None:
-            yield _Token("bad", text[pos], line)
+            yield _Token("bad", text[pos], line, pos, pos + 1)
             pos += 1
             continue
 
         kind = match.lastgroup or ""
         if kind in ("string", "word", "punct", "newline"):
-            yield _Token("punct" if kind == "punct" else kind, match.group(), line)
+            yield _Token(kind, match.group(), line, match.start(), match.end())
         line += match.group().count("\n")
         pos = match.end()
 

@@ -7,10 +7,12 @@ TLS host-name check keep the real name.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -68,7 +70,7 @@ def fetch(
 ) -> FetchResult:
     """GET ``url``, following up to ``max_redirects`` redirects.
 
-    ``timeout`` bounds connecting, each read, and the reading of each body. Any status is
+    ``timeout`` bounds connecting and each read; a whole exchange gets twice that. Any status is
     returned as it is (ESC never looks at it); a failure to get an answer raises FetchError.
     ``connect_to`` keys are (host, port) as in the URL, IPv6 hosts without brackets, the
     port filled in (80, 443) when the URL has none. ``ca_file`` replaces the system trust.
@@ -90,7 +92,7 @@ def fetch(
         visited.append(current)
         logger.debug("%s redirects to %s", target.url, current)
 
-    raise FetchError(url, f"more than {max_redirects} redirects fetching {url}")
+    raise FetchError(url, f"more than {max_redirects} redirects fetching {url}", limit="redirects")
 
 
 def _normalise(connect_to: Mapping[Address, Address]) -> dict[Address, Address]:
@@ -122,7 +124,10 @@ def _target(url: str, *, origin: str) -> _Target:
 
 def _next_url(current: str, location: str, visited: list[str], *, origin: str) -> str:
     # Location may be relative; the fragment is never sent.
-    parts = urlsplit(urljoin(current, location.strip()))
+    try:
+        parts = urlsplit(urljoin(current, location.strip()))
+    except ValueError as e:
+        raise FetchError(origin, f"{current} redirects to an unusable URL: {e}") from e
     following = urlunsplit(parts._replace(fragment=""))
 
     if following in visited:
@@ -140,10 +145,21 @@ def _exchange(
     named = _named(target.url, origin)
     logger.debug("GET %s (connecting to %s port %d)", target.url, *address)
 
+    # A server that trickles a byte at a time never trips the per-read socket timeout;
+    # the watchdog shuts the socket down once the exchange has had twice that.
+    watchdog = threading.Timer(2 * options.timeout, connection.abort)
+    watchdog.daemon = True
     try:
         _connect(connection, options, named, origin)
+        watchdog.start()
         return _get(connection, target, options, named, origin)
+    except FetchError:
+        if connection.aborted:
+            late = f"{named} did not answer within {2 * options.timeout:g} s"
+            raise FetchError(origin, late) from None
+        raise
     finally:
+        watchdog.cancel()
         connection.close()
 
 
@@ -184,7 +200,7 @@ def _read_body(
     too_big = f"the answer from {named} is larger than {options.max_bytes} bytes"
     length = response.getheader("Content-Length")
     if length is not None and length.strip().isdigit() and int(length) > options.max_bytes:
-        raise FetchError(origin, too_big)
+        raise FetchError(origin, too_big, limit="size")
 
     # Each read has the socket timeout; the deadline stops a server that trickles.
     deadline = time.monotonic() + options.timeout
@@ -194,7 +210,7 @@ def _read_body(
         chunks.append(chunk)
         size += len(chunk)
         if size > options.max_bytes:
-            raise FetchError(origin, too_big)
+            raise FetchError(origin, too_big, limit="size")
         if time.monotonic() > deadline:
             late = f"{named} did not send its answer within {options.timeout:g} s"
             raise FetchError(origin, late)
@@ -244,6 +260,15 @@ class _Connection(http.client.HTTPConnection):
         self._address = address
         self._tls = tls
         self._server_hostname = server_hostname
+        self.aborted = False
+
+    def abort(self) -> None:
+        """Stop a stalled exchange from another thread: blocked reads return at once."""
+        self.aborted = True
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def connect(self) -> None:
         sock = socket.create_connection(self._address, self.timeout)

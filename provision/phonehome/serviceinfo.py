@@ -76,6 +76,9 @@ def _parse_xml(body: bytes, source: str) -> ET.Element:
         raise ServiceInfoError(source, refused) from e
     except defusedxml.DefusedXmlException as e:
         raise ServiceInfoError(source, f"refused: {e}") from e
+    except (LookupError, ValueError) as e:
+        # An encoding Python does not know, or one expat cannot read (multi-byte codecs).
+        raise ServiceInfoError(source, f"cannot read its declared encoding: {e}") from e
     except ET.ParseError as e:
         line, column = e.position
         # expat counts columns from 0; editors count from 1.
@@ -121,6 +124,37 @@ def _check_value(name: str, value: str, source: str) -> None:
     if name == "TokenType" and not _WORD.fullmatch(value):
         message = f"<{name}> holds {quote(value)}, which is not a plain word"
         raise ServiceInfoError(source, message, element=name)
+
+
+def esc_service_info(body: bytes) -> ServiceInfo | None:
+    """What ESC 1.1's own parsing would take from ``body``, or None when it would fail.
+
+    ESC.js ``phoneHome`` (reference §2.4) does not insist on the root element, takes the
+    last text of the first ``IssuerName`` and, for each child of the first ``Services``
+    whose first node is non-empty text, that text as it stands: untrimmed and unchecked.
+    A later element of the same name overwrites an earlier one. Bodies this module refuses
+    for a DTD give None too: what ESC would make of them is not modelled.
+    """
+    # XXX: comments and processing instructions as a first child (ESC would cache their
+    # text) and documents with a DTD are not modelled.
+    try:
+        root = defusedxml.ElementTree.fromstring(body, forbid_dtd=True)
+    except (defusedxml.DefusedXmlException, ET.ParseError, LookupError, ValueError):
+        return None
+
+    issuer = root if root.tag == "IssuerName" else root.find(".//IssuerName")
+    services = root if root.tag == "Services" else root.find(".//Services")
+    if issuer is None or services is None:
+        return None
+    issuer_name = (issuer[-1].tail if len(issuer) else issuer.text) or ""
+    if not issuer_name:
+        return None  # ESC throws on issuer.lastChild.data: the callback never completes
+
+    found: dict[str, str] = {}
+    for child in services:
+        if isinstance(child.tag, str) and child.text:
+            found[child.tag] = child.text
+    return ServiceInfo(issuer_name, tuple(found.items()))
 
 
 def render_service_info(info: ServiceInfo) -> bytes:

@@ -1,0 +1,1 @@
+pref("esc.global.phone.home.url", "https://eng.example.com:8443/tps/phoneHome");
