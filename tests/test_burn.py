@@ -10,7 +10,7 @@ import pytest
 
 from provision.batch import run_batch
 from provision.burn import BurnPlan, Outcome, Step, burn_token
-from provision.gp.keys import StaticKeys
+from provision.gp.keys import Key, StaticKeys
 from provision.phonehome.server import PhoneHomeServer
 from provision.profile import Overwrite, Profile, load_profile
 from provision.simulated import url_host_port
@@ -213,3 +213,23 @@ def test_batch_halts_after_consecutive_key_mismatches(
     assert seen == [Outcome.VERIFIED, Outcome.FAILED, Outcome.FAILED]
     assert summary.halted and "2 consecutive key mismatches" in summary.halted
     assert tokens[3].commands_seen.total() == 0
+
+
+def test_a_wrong_mac_key_costs_one_attempt_per_card_and_halts_the_batch(
+    profile: Profile, server: PhoneHomeServer
+) -> None:
+    # SCP02's card cryptogram is computed with S-ENC only (GPC 2.3.1 E.4.2.1), so a wrong
+    # MAC key shows only when the card checks EXTERNAL AUTHENTICATE's C-MAC.
+    enc = Key(TEST_KEY)
+    wrong_mac = StaticKeys(enc, Key(bytes(range(0x60, 0x70))), enc)
+    tokens = [VirtualToken.blank(model=CardModel(), key_sets={1: wrong_mac}) for _ in range(4)]
+
+    summary = run_batch(
+        (InProcessTransport(t) for t in tokens),
+        _plan(profile, server),
+        halt_after_key_mismatches=2,
+    )
+
+    assert summary.halted
+    assert [t.failed_auth_count for t in tokens] == [1, 1, 0, 0]
+    assert [t.commands_seen[EXTERNAL_AUTHENTICATE] for t in tokens] == [1, 1, 0, 0]

@@ -1,0 +1,88 @@
+"""``provision ledger report``: export a ledger's attempts as CSV or JSONL for audits."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..ledger import COLUMNS, STATES, open_ledger
+from ..profile import parse_cuid
+from ._common import EXIT_OK, CliError, Subparsers
+
+
+def register(commands: Subparsers) -> None:
+    ledger = commands.add_parser("ledger", help="read a burn ledger")
+    actions = ledger.add_subparsers(dest="ledger_command", required=True, metavar="ACTION")
+    report = actions.add_parser("report", help="export every attempt as CSV or JSONL")
+    report.add_argument("ledger", metavar="FILE|URL", help="SQLite file or postgresql:// URL")
+    report.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    report.add_argument(
+        "--output", "-o", type=Path, metavar="FILE", help="write here (default: standard output)"
+    )
+    report.add_argument("--token", metavar="CUID", help="only this token's attempts")
+    report.add_argument("--state", choices=STATES, help="only attempts in this state")
+    report.set_defaults(handler=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    token_id = _token_id(args.token) if args.token else None
+    if args.ledger.startswith(("postgresql://", "postgres://")) or Path(args.ledger).is_file():
+        with open_ledger(args.ledger, exclusive=False) as ledger:
+            rows = ledger.rows(token_id=token_id)
+    else:
+        raise CliError(f"no ledger at {args.ledger}: give a ledger file or a postgresql:// URL")
+    if args.state:
+        rows = [row for row in rows if row["state"] == args.state]
+
+    text = _csv(rows) if args.format == "csv" else _jsonl(rows)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        _write_atomically(args.output, text)
+        print(f"{len(rows)} attempts written to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _token_id(text: str) -> str:
+    try:
+        return parse_cuid(text).hex()
+    except ValueError as exc:
+        raise CliError(f"--token: {exc}") from None
+
+
+def _csv(rows: Sequence[dict[str, Any]]) -> str:
+    names = list(rows[0]) if rows else list(COLUMNS)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _jsonl(rows: Sequence[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A temporary file beside the target, renamed over it: never half an export.
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(name, path)
+    except OSError as exc:
+        Path(name).unlink(missing_ok=True)
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
