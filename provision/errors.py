@@ -19,6 +19,22 @@ class CardRemovedError(TransportError):
     """The card left the reader while it was in use."""
 
 
+class PcscServiceError(TransportError):
+    """No PC/SC service to talk to: pcscd is not running, or pyscard is missing."""
+
+
+class NoReaderError(TransportError):
+    """No reader at all, none matching a pattern, or a reader that has gone away."""
+
+
+class NoCardError(TransportError):
+    """The reader holds no card."""
+
+
+class ReaderBusyError(TransportError):
+    """Another program holds the card or the reader."""
+
+
 class ProtocolError(ProvisionError):
     """The card answered with something the protocol does not allow."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum, unique
 
-from .errors import ProvisionError
+from .errors import ProtocolError, ProvisionError
 
 CLA_ISO = 0x00
 CLA_GP = 0x80
@@ -140,5 +140,5 @@ def select_by_name(aid: bytes, *, le: int | None = None) -> CommandApdu:
 def split_response(raw: bytes) -> tuple[bytes, int]:
     """Split a response APDU into its data and status word."""
     if len(raw) < 2:
-        raise ValueError(f"a response has at least 2 bytes, not {len(raw)}")
+        raise ProtocolError(f"the card answered {len(raw)} bytes, without a status word")
     return bytes(raw[:-2]), (raw[-2] << 8) | raw[-1]

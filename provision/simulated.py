@@ -8,16 +8,26 @@ entry would.
 
 from __future__ import annotations
 
+import ipaddress
+import ssl
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from simulator.card import CardModel, VirtualToken
 
 from .errors import CardRemovedError
-from .gp.keys import KeySet
+from .keysource import KeySetSpec
 from .phonehome.server import PhoneHomeServer
 from .phonehome.serviceinfo import ServiceInfo, render_service_info
 from .profile import Profile
@@ -32,6 +42,7 @@ class Redirect:
     port: int
     local_host: str
     local_port: int
+    ca_file: str | None = None
 
     @property
     def connect_to(self) -> dict[tuple[str, int], tuple[str, int]]:
@@ -46,25 +57,69 @@ def url_host_port(url: str) -> tuple[str, int]:
 
 @contextmanager
 def phone_home_server(profile: Profile) -> Iterator[Redirect]:
-    """Serve the profile's ServiceInfo on 127.0.0.1 at a free port while the block runs."""
+    """Serve the profile's ServiceInfo on 127.0.0.1 at a free port while the block runs.
+
+    For an https URL the server speaks TLS with a throw-away certificate for the URL's host,
+    and the redirect names the file that holds it, for the client to trust.
+    """
     body = render_service_info(ServiceInfo(profile.issuer_name, profile.service_info))
-    path = urlsplit(profile.phone_home_url).path or "/"
-    with PhoneHomeServer({path: body}) as server:
-        host, port = url_host_port(profile.phone_home_url)
-        yield Redirect(host, port, server.host, server.port)
+    # http.server collapses a leading "//" in the request path; the route must match it.
+    path = "/" + (urlsplit(profile.phone_home_url).path or "/").lstrip("/")
+    host, port = url_host_port(profile.phone_home_url)
+    with tempfile.TemporaryDirectory(prefix="phonehome-tls-") as directory:
+        tls, ca_file = None, None
+        if urlsplit(profile.phone_home_url).scheme == "https":
+            tls, ca_file = _throwaway_tls(host, Path(directory))
+        with PhoneHomeServer({path: body}, tls=tls) as server:
+            yield Redirect(host, port, server.host, server.port, ca_file)
+
+
+def _throwaway_tls(host: str, directory: Path) -> tuple[ssl.SSLContext, str]:
+    """A self-signed certificate for ``host``, valid for a day, and a server context."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    try:
+        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        alt = x509.DNSName(host)
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "server.pem", directory / "server.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, str(cert_file)
 
 
 def blank_tokens(profile: Profile, count: int) -> Iterator[Transport]:
     """``count`` fresh blank tokens with random CUIDs, made one at a time."""
     spec = profile.channel
     key_set = _card_key_set(profile)
-    model = CardModel(protocol=spec.protocol, i=spec.i)
+    model = CardModel(protocol=spec.protocol, i=spec.i, card_manager_aid=spec.card_manager_aid)
     for n in range(count):
         token = VirtualToken.blank(model=model, key_sets={key_set.kvn: key_set.keys})
         yield InProcessTransport(token, reader=f"simulated-{n + 1:03d}")
 
 
-def _card_key_set(profile: Profile) -> KeySet:
+def _card_key_set(profile: Profile) -> KeySetSpec:
     wanted = profile.channel.key_version
     if wanted:
         found = profile.key_set(wanted)

@@ -12,6 +12,20 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
     command -v python3 >/dev/null || missing+=(python3)
     python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+    # initdb and pg_ctl for the throw-away PostgreSQL cluster of the shared-ledger tests
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+    # SoftHSM2 for the tests that keep master keys in a PKCS#11 token
+    command -v softhsm2-util >/dev/null || missing+=(softhsm2)
+    # The PC/SC tier: pcscd, vsmartcard's vpcd driver and ESC's coolkey libraries; pyscard
+    # has no Linux wheel and builds with gcc and swig against the PC/SC and Python headers
+    command -v pcscd >/dev/null || missing+=(pcscd)
+    [ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || missing+=(vsmartcard-vpcd)
+    [ -e /usr/lib/pkcs11/libcoolkeypk11.so ] || missing+=(coolkey)
+    [ -e /usr/include/PCSC/winscard.h ] || missing+=(libpcsclite-dev)
+    command -v swig >/dev/null || missing+=(swig)
+    command -v gcc >/dev/null || missing+=(gcc)
+    include="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)"
+    [ -e "$include/Python.h" ] || missing+=(python3-dev)
     if [ "${#missing[@]}" -gt 0 ]; then
         apt-get update -q
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
@@ -21,7 +35,7 @@ fi
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test,pcsc]'
 
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from provision.gp.keys import Key, Scp, SecurityLevel
-from provision.profile import ChannelSpec, Overwrite, Policy, load_profile
+from provision.profile import ChannelSpec, Overwrite, Policy, ProfileError, load_profile
 from tests.profilefiles import EXAMPLE_CORP, MINIMAL, TEST_KEY, edit, load
 
 # The RHCS guide, "Configuring Phone Home" (4.4): the values of its Example Corp.
@@ -112,7 +112,7 @@ def test_service_info_keeps_order_and_plain_values(tmp_path: Path) -> None:
     ("written", "i"), [("", 0x70), ('  i: "00"\n', 0x00), ('  i: "10"\n', 0x10)]
 )
 def test_scp03_with_aes_keys(tmp_path: Path, written: str, i: int) -> None:
-    keys = {"enc": "11" * 16, "mac": "22" * 24, "dek": "33" * 32}
+    keys = {"enc": "11" * 24, "mac": "22" * 24, "dek": "33" * 24}
     text = edit("protocol: SCP02\n", f"protocol: SCP03\n{written}")
     for role, value in keys.items():
         text = edit(f'{role}: "{TEST_KEY}"', f'{role}: "{value}"', text)
@@ -124,6 +124,19 @@ def test_scp03_with_aes_keys(tmp_path: Path, written: str, i: int) -> None:
     assert profile.key_sets[0].keys.enc == Key(bytes.fromhex(keys["enc"]), aes=True)
     assert profile.key_sets[0].keys.dek == Key(bytes.fromhex(keys["dek"]), aes=True)
     assert profile.key_sets[0].keys.aes
+
+
+def test_scp03_keys_of_different_lengths_are_refused(tmp_path: Path) -> None:
+    # Amd D §4.1: one AES key length for the whole static key set.
+    text = edit("protocol: SCP02\n", "protocol: SCP03\n")
+    for role, value in {"enc": "11" * 16, "mac": "22" * 32, "dek": "33" * 16}.items():
+        text = edit(f'{role}: "{TEST_KEY}"', f'{role}: "{value}"', text)
+
+    with pytest.raises(ProfileError) as caught:
+        load(tmp_path, text)
+
+    assert caught.value.field == "key_sets[0].mac"
+    assert "different lengths" in caught.value.problem
 
 
 def test_every_channel_field(tmp_path: Path) -> None:

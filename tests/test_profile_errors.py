@@ -305,7 +305,10 @@ def test_unknown_field_in_policy_lists_the_fields(tmp_path: Path) -> None:
 
     message = check(tmp_path, text, "overwrite_mode", "policy.overwrite_mode")
 
-    assert message.endswith("expected one of overwrite, halt_after_key_mismatches")
+    assert message.endswith(
+        "expected one of overwrite, replaces, halt_after_key_mismatches, halt_after_failures, "
+        "cuid_ranges, dry_run"
+    )
 
 
 def test_newer_format_fails_on_its_number(tmp_path: Path) -> None:
@@ -447,11 +450,11 @@ def test_bad_service(tmp_path: Path, line: str, field: str, problem: str) -> Non
 @pytest.mark.parametrize(
     ("protocol", "i", "problem"),
     [
-        ("SCP02", '"10"', "10 is not an SCP02 option this tool speaks; expected 15"),
-        ("SCP02", '"55"', "55 is not an SCP02 option this tool speaks; expected 15"),
+        ("SCP02", '"10"', "10 is not an SCP02 option this tool speaks; expected 15, 55"),
+        ("SCP02", '"1A"', "1A is not an SCP02 option this tool speaks; expected 15, 55"),
         ("SCP03", '"15"', "15 is not an SCP03 option this tool speaks; expected 00, 10, 70"),
         ("SCP03", '"60"', "60 is not an SCP03 option"),
-        ("SCP02", '"5"', "'5'; expected 2 hex digits: 15"),
+        ("SCP02", '"5"', "'5'; expected 2 hex digits: 15, 55"),
         ("SCP02", '"0x15"', "'0x15'; expected 2 hex digits"),
         ("SCP02", '"ZZ"', "'ZZ'; expected 2 hex digits"),
     ],
@@ -466,22 +469,31 @@ def test_bad_implementation_option(tmp_path: Path, protocol: str, i: str, proble
     assert f"secure_channel.i: {problem}" in message
 
 
-@pytest.mark.parametrize("protocol", ["SCP01", "scp02", '"SCP 02"'])
+@pytest.mark.parametrize("protocol", ["SCP04", "scp02", '"SCP 02"'])
 def test_bad_protocol(tmp_path: Path, protocol: str) -> None:
     text = edit("protocol: SCP02", f"protocol: {protocol}")
 
     message = check(tmp_path, text, "protocol:", "secure_channel.protocol")
 
-    assert message.endswith("; expected SCP02 or SCP03")
+    assert message.endswith("; expected SCP01 or SCP02 or SCP03")
 
 
-@pytest.mark.parametrize("level", ['"00"', '"02"', '"13"', '"33"', '"3"'])
-def test_bad_security_level(tmp_path: Path, level: str) -> None:
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [
+        ('"00"', "; expected 01 or 03 or 11 or 13 or 33"),
+        ('"02"', "; expected 01 or 03 or 11 or 13 or 33"),
+        ('"13"', "13 is not a level of SCP02 i=15; expected 01 or 03"),
+        ('"33"', "33 is not a level of SCP02 i=15; expected 01 or 03"),
+        ('"3"', "; expected 01 or 03 or 11 or 13 or 33"),
+    ],
+)
+def test_bad_security_level(tmp_path: Path, level: str, expected: str) -> None:
     text = with_channel(f"security_level: {level}")
 
     message = check(tmp_path, text, "security_level:", "secure_channel.security_level")
 
-    assert message.endswith("; expected 01 or 03")
+    assert message.endswith(expected)
 
 
 @pytest.mark.parametrize(
@@ -541,25 +553,25 @@ def test_inline_keys_need_test_keys(tmp_path: Path, old: str, new: str, field: s
     message = check(tmp_path, text, "enc:", field)
 
     assert "inline keys are only allowed with test_keys: true" in message
-    assert "real keys will come from a key source, which this version does not have yet" in message
+    assert "real keys come from a key source: give one as source" in message
     assert TEST_KEY not in message
 
 
 def test_a_key_set_without_keys_needs_a_key_source(tmp_path: Path) -> None:
     text = MINIMAL.split("  - kvn: 1")[0] + "  - kvn: 1\n    test_keys: false\n"
 
-    message = check(tmp_path, text, "test_keys: false", "key_sets[0].test_keys")
+    message = check(tmp_path, text, "kvn: 1", "key_sets[0].source")
 
-    assert "which this version does not have yet" in message
+    assert "missing; expected a key source: env:NAME, file:PATH or pkcs11:" in message
 
 
 @pytest.mark.parametrize(
     ("protocol", "key", "problem"),
     [
-        ("SCP02", "5A" * 15, "15 bytes; expected 16 or 24"),
-        ("SCP02", "5A" * 32, "32 bytes; expected 16 or 24"),
+        ("SCP02", "5A" * 15, "15 bytes; expected 16"),
+        ("SCP02", "5A" * 24, "24 bytes; expected 16"),
         ("SCP03", "5A" * 20, "20 bytes; expected 16 or 24 or 32"),
-        ("SCP02", "", "0 bytes; expected 16 or 24"),
+        ("SCP02", "", "0 bytes; expected 16"),
         ("SCP02", "5A" * 15 + "5", "31 hex digits; expected two per byte"),
         ("SCP02", "5A" * 15 + "5G", "character 32 is not a hex digit; expected hex digits"),
     ],
@@ -613,8 +625,12 @@ def test_duplicate_kvn(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "field", "problem"),
     [
-        ("overwrite: replace-listed", "policy.overwrite", "'replace-listed'; expected never or"),
-        ("overwrite: NEVER", "policy.overwrite", "'NEVER'; expected never or force"),
+        (
+            "overwrite: replace-listed",
+            "policy.overwrite",
+            "replace-listed needs policy.replaces, the values it may overwrite",
+        ),
+        ("overwrite: NEVER", "policy.overwrite", "'NEVER'; expected never or replace-listed or"),
         ("overwrite: no", "policy.overwrite", 'YAML read this as a boolean; quote it: "no"'),
         ("halt_after_key_mismatches: 0", "policy.halt_after_key_mismatches", "0 is out of"),
         ("halt_after_key_mismatches: -2", "policy.halt_after_key_mismatches", "-2 is out of"),

@@ -17,12 +17,12 @@ from pathlib import Path
 from .. import __version__
 from ..errors import ConfigError, ProvisionError
 from ..log import TRAFFIC
-from . import burn
+from . import burn, export, inspect, ledger, profile, readers, serve, verify
 from ._common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 
 logger = logging.getLogger(__name__)
 
-COMMANDS = (burn,)
+COMMANDS = (burn, ledger, verify, serve, export, profile, readers, inspect)
 
 
 def build_parser() -> argparse.ArgumentParser:
