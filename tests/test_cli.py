@@ -141,3 +141,43 @@ def test_missing_profile_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_zero_tokens_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["burn", str(EXAMPLE), "--simulated", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_a_report_pointed_at_the_profile_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = tmp_path / "victim.yaml"
+    profile.write_bytes(EXAMPLE.read_bytes())
+
+    status = cli.main(["burn", str(profile), "--simulated", "1", "--report", str(profile)])
+
+    assert status == 2
+    assert "is the profile" in capsys.readouterr().err
+    assert profile.read_bytes() == EXAMPLE.read_bytes()
+
+
+def test_logging_options_work_after_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "run.log"
+    args = ["burn", str(EXAMPLE), "--simulated", "1", "--report", str(tmp_path / "r.jsonl")]
+
+    status = cli.main([*args, "-vv", "--log-file", str(log)])
+
+    assert status == 0
+    assert "DEBUG" in log.read_text()
+
+
+def test_simulated_https_run_verifies_over_tls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = tmp_path / "https.yaml"
+    url = "http://server.example.com:7888/cgi-bin/home/index.cgi"
+    profile.write_text(EXAMPLE.read_text().replace(url, "https://tps.acme.test/home/index.cgi"))
+
+    status = cli.main(
+        ["burn", str(profile), "--simulated", "2", "--json", "--report", str(tmp_path / "r")]
+    )
+
+    assert status == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)["verified"] == 2

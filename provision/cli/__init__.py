@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError, ProvisionError
@@ -25,23 +26,47 @@ logger = logging.getLogger(__name__)
 COMMANDS = (burn, ledger, verify, serve, export, profile, readers, inspect)
 
 
+def _logging_options(*, in_command: bool) -> argparse.ArgumentParser:
+    """-v and --log-file, accepted before the command and after it alike.
+
+    After the command their defaults are suppressed, so a value given before it stands.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    unset = argparse.SUPPRESS if in_command else None
+    options.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS if in_command else 0,
+        help="more log output: -v outcomes, -vv steps, -vvv every APDU",
+    )
+    options.add_argument(
+        "--log-file", type=Path, default=unset, help="also write the log to this file"
+    )
+    return options
+
+
+class _CommandsWithLogging:
+    """Adds the logging options to every command's parser."""
+
+    def __init__(self, commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        self._commands = commands
+        self._options = _logging_options(in_command=True)
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return self._commands.add_parser(name, parents=[self._options], **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="provision",
         description="Burn CoolKey Phone Home data onto tokens and verify it as ESC would.",
+        parents=[_logging_options(in_command=False)],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="more log output: -v outcomes, -vv steps, -vvv every APDU",
-    )
-    parser.add_argument("--log-file", type=Path, help="also write the log to this file")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
-        module.register(commands)
+        module.register(_CommandsWithLogging(commands))
     return parser
 
 

@@ -240,15 +240,33 @@ def _resolve(args: argparse.Namespace) -> _Run:
         halt_after_failures=args.halt_after_failures or policy.halt_after_failures,
         count=args.count,
     )
+    report_path = args.report or default_report_name()
+    _refuse_overwriting_inputs(report_path, args)
     return _Run(
         profile=profile,
         overwrite=overwrite,
         cuid_ranges=ranges,
         dry_run=args.dry_run,
         limits=limits,
-        report_path=args.report or default_report_name(),
+        report_path=report_path,
         out=sys.stderr if args.json else sys.stdout,
     )
+
+
+def _refuse_overwriting_inputs(report: Path, args: argparse.Namespace) -> None:
+    # The report is appended to: pointed at the profile or another input by mistake, it
+    # would quietly corrupt that file.
+    inputs = {
+        "the profile": args.profile,
+        "--esc-prefs": args.esc_prefs,
+        "--log-file": args.log_file,
+        "--trace": args.trace,
+    }
+    for what, path in inputs.items():
+        if path is None or not (report.exists() and Path(path).exists()):
+            continue
+        if report.samefile(path):
+            raise CliError(f"--report {report} is {what}; name another file")
 
 
 def _cuid_ranges(texts: list[str] | None) -> tuple[CuidRange, ...] | None:
