@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum, unique
 
-from .errors import ProtocolError, ProvisionError
+from .errors import ProvisionError
+from .transport import split_response as split_response  # re-exported for callers
 
 CLA_ISO = 0x00
 CLA_GP = 0x80
@@ -135,10 +136,3 @@ class CommandApdu:
 def select_by_name(aid: bytes, *, le: int | None = None) -> CommandApdu:
     """SELECT by DF name (ISO 7816-4 §11.2.2), first or only occurrence."""
     return CommandApdu(CLA_ISO, INS_SELECT, P1_SELECT_BY_NAME, 0x00, aid, le)
-
-
-def split_response(raw: bytes) -> tuple[bytes, int]:
-    """Split a response APDU into its data and status word."""
-    if len(raw) < 2:
-        raise ProtocolError(f"the card answered {len(raw)} bytes, without a status word")
-    return bytes(raw[:-2]), (raw[-2] << 8) | raw[-1]

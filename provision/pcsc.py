@@ -37,10 +37,9 @@ from .errors import (
     ReaderBusyError,
     TransportError,
 )
-from .iso7816 import split_response
 from .log import TRAFFIC
 from .t0 import T0Transport
-from .transport import Reader, Transport
+from .transport import Reader, Transport, split_response
 
 logger = logging.getLogger(__name__)
 

@@ -22,17 +22,19 @@ import yaml
 
 from .errors import ConfigError
 from .gp.diversify import MASTER_KEY_SIZES, Diversification
-from .gp.keys import LEVELS, Key, Scp, SecurityLevel, StaticKeys
+from .gp.keys import LEVELS, STATIC_KEY_SIZES, Key, Scp, SecurityLevel, StaticKeys
 from .gp.session import supported_levels
 from .keysource.spec import KeySetSpec, Pkcs11Source, parse_key_source
 from .phonehome._text import url_problem
+from .phonehome.issuer_info import ESC_MIN_LENGTH
 
 FORMAT = 1
 
 # The CoolKey applet keeps issuer info in a 224-byte buffer that the client reads as a
 # C string, so the URL and its terminating NUL must both fit.
 ISSUER_INFO_SIZE = 224
-URL_MIN_BYTES = 5
+# TPS refuses values under 5 bytes, and ESC ignores any under 10 as junk (ESC.js).
+URL_MIN_BYTES = ESC_MIN_LENGTH
 URL_MAX_BYTES = ISSUER_INFO_SIZE - 1
 
 DEFAULT_CARD_MANAGER_AID = bytes.fromhex("A000000003000000")
@@ -46,10 +48,7 @@ DEFAULT_HALT_AFTER_FAILURES = 5
 I_OPTIONS = {Scp.SCP01: (0x05, 0x15), Scp.SCP02: (0x15, 0x55), Scp.SCP03: (0x00, 0x10, 0x70)}
 DEFAULT_I = {Scp.SCP01: 0x05, Scp.SCP02: 0x15, Scp.SCP03: 0x70}
 SECURITY_LEVELS = LEVELS
-# SCP01 and SCP02 use double-length (two-key) 3DES keys (GPC 2.3.1 E.1.1); SCP03 AES keys.
 MAX_PROFILE_BYTES = 1024 * 1024
-
-KEY_SIZES = {Scp.SCP01: (16,), Scp.SCP02: (16,), Scp.SCP03: (16, 24, 32)}
 PROTOCOLS = ("SCP01", "SCP02", "SCP03")
 KEY_SOURCES = "env:NAME, file:PATH or pkcs11:token=...;object=...?module-path=...&pin-source=..."
 KVN_MIN, KVN_MAX = 1, 127
@@ -873,7 +872,7 @@ def _key(reader: _Reader, section: _Map, role: str, protocol: Scp) -> Key:
     node = reader.require(section, role, "the key in hex")
     value = reader.hex_bytes(node, field, secret=True)
 
-    sizes = KEY_SIZES[protocol]
+    sizes = STATIC_KEY_SIZES[protocol]
     if len(value) not in sizes:
         expected = " or ".join(map(str, sizes))
         raise reader.error(node, field, f"{len(value)} bytes; expected {expected}")

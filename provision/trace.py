@@ -1,10 +1,10 @@
-"""An APDU trace for support: the exchange with each card, as it went over the wire.
+"""An APDU trace for support: the exchange with each card as the tool sent and received it.
 
 :class:`ApduTrace` wraps readers and transports and writes one line per command and per
-response, in hex, with the time and the reader. It records only what the wire carried: the
-challenges, cryptograms and MACs of a secure channel (they are not keys) and the cipher text
-of encrypted commands, never a key and never the plain text of an encrypted command, which
-exists only inside the secure channel code and never reaches a transport.
+response, in hex, with the time and the reader, above the T=0 layer. It records only what the
+secure channel put on the link: challenges, cryptograms and MACs (they are not keys) and the
+cipher text of encrypted commands: never a key, and never the plain text of an encrypted
+command, which exists only inside the secure channel code and never reaches a transport.
 
 A trace file is appended to, like the report; each run starts with a header line.
 """

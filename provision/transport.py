@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from .iso7816 import split_response
+from .errors import ProtocolError
 from .log import TRAFFIC
 
 logger = logging.getLogger(__name__)
@@ -103,3 +103,10 @@ class Reader(Protocol):
     def wait_for_removal(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the card to leave; True once it has."""
         ...
+
+
+def split_response(raw: bytes) -> tuple[bytes, int]:
+    """Split a response APDU into its data and status word."""
+    if len(raw) < 2:
+        raise ProtocolError(f"the card answered {len(raw)} bytes, without a status word")
+    return bytes(raw[:-2]), (raw[-2] << 8) | raw[-1]

@@ -79,7 +79,7 @@ def test_longer_urls_are_refused_with_their_size(directory: Path, size: int) -> 
 
     assert isinstance(problem, ProfileError)
     assert problem.field == "phone_home_url"
-    assert problem.problem.startswith(f"{size} bytes; expected 5 to 223")
+    assert problem.problem.startswith(f"{size} bytes; expected 10 to 223")
 
 
 @given(st.integers(-300, 300))

@@ -90,7 +90,7 @@ def register(commands: Subparsers) -> None:
         "--trace",
         type=Path,
         metavar="FILE",
-        help="append the APDU exchange, as it went over the wire, to FILE for support",
+        help="append the APDU exchange, as the tool sent and received it, to FILE for support",
     )
     burn.add_argument(
         "--esc-prefs",

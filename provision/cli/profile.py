@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..phonehome.issuer_info import ESC_MIN_LENGTH
 from ..profile import Profile, ProfileError, load_profile
 from ._common import EXIT_OK, EXIT_USAGE, CliError, Subparsers
 
@@ -130,10 +129,6 @@ def _names(paths: list[Path] | None) -> str:
 
 def _notes(profile: Profile) -> list[str]:
     notes = []
-    if len(profile.phone_home_url) < ESC_MIN_LENGTH:
-        notes.append(
-            f"phone_home_url has fewer than {ESC_MIN_LENGTH} characters, which ESC ignores"
-        )
     token_type = dict(profile.service_info).get("TokenType")
     if token_type is not None and token_type != profile.token_type:
         notes.append(

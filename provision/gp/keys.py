@@ -32,6 +32,10 @@ class SecurityLevel(IntFlag):
 
 
 C_MAC_C_DEC = SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION
+
+# Static key lengths: SCP01 and SCP02 use double-length (two-key) 3DES keys (GPC 2.3.1
+# E.1.1); SCP03 uses AES-128, 192 or 256, one length for the three keys (Amd D §4.1).
+STATIC_KEY_SIZES = {Scp.SCP01: (16,), Scp.SCP02: (16,), Scp.SCP03: (16, 24, 32)}
 C_MAC_R_MAC = SecurityLevel.C_MAC | SecurityLevel.R_MAC
 C_MAC_C_DEC_R_MAC = C_MAC_C_DEC | SecurityLevel.R_MAC
 FULL_SECURITY = C_MAC_C_DEC_R_MAC | SecurityLevel.R_ENCRYPTION

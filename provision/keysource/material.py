@@ -15,12 +15,11 @@ from string import hexdigits
 
 from ..errors import ConfigError
 from ..gp.diversify import MASTER_KEY_SIZES, Diversification
-from ..gp.keys import Key, Scp, StaticKeys
+from ..gp.keys import STATIC_KEY_SIZES, Key, Scp, StaticKeys
 from .spec import EnvSource, FileSource, KeySetSpec
 
 ROLES = ("enc", "mac", "dek")
 MASTER = "master"
-KEY_SIZES = {Scp.SCP01: (16, 24), Scp.SCP02: (16, 24), Scp.SCP03: (16, 24, 32)}
 _HEX = frozenset(hexdigits + " ")
 _MAX_KEY_FILE = 64 * 1024
 
@@ -130,7 +129,7 @@ def _material(
     if set(entries) != set(ROLES):
         raise ConfigError(f"{where}: a key set without diversification takes enc, mac and dek")
     for role in ROLES:
-        _check_size(entries[role], KEY_SIZES[spec.protocol], f"{where}: {role}")
+        _check_size(entries[role], STATIC_KEY_SIZES[spec.protocol], f"{where}: {role}")
     aes = spec.protocol is Scp.SCP03
     return Material(static=StaticKeys(*(Key(entries[role], aes=aes) for role in ROLES)))
 

@@ -253,4 +253,6 @@ def _pin(source: Pkcs11Source, spec: KeySetSpec) -> str:
             raise ConfigError(f"{spec.where}: the PIN variable {source.pin} is not set")
         return pin
     text = read_private_text(source.pin.path, f"{spec.where}: PIN file {source.pin.path}")
-    return text.strip()
+    # The PIN is the file's first line, as profiles/README.md documents.
+    lines = text.splitlines()
+    return lines[0].strip() if lines else ""

@@ -11,6 +11,7 @@ import logging
 import socket
 import socketserver
 import ssl
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -162,7 +163,7 @@ class _Server4(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback to stderr; a client hanging up is not worth that.
-        logger.debug("error serving %s", client_address, exc_info=True)
+        logger.debug("error serving %s: %s", client_address, sys.exc_info()[1])
 
 
 class _Server6(_Server4):
