@@ -30,7 +30,6 @@ MAX_ISSUER_URL = ISSUER_INFO_SIZE - 1  # one NUL must follow: ESC reads a C stri
 # GET DATA for the Card Production Life Cycle data (GPC 2.3.1 §11.3, tag 9F7F).
 P1P2_CPLC = 0x9F7F
 CPLC_RESPONSE_SIZE = 0x2D
-CUID_SIZE = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +72,11 @@ def read_cuid(transport: Transport, card_manager_aid: bytes) -> Cuid:
     _, sw = transport.transmit(select_by_name(card_manager_aid).encode())
     if sw != SW.OK:
         raise ApduError(sw, f"SELECT card manager {card_manager_aid.hex().upper()}")
+    return get_cuid(transport)
 
+
+def get_cuid(transport: Transport) -> Cuid:
+    """GET DATA CPLC from the application selected now (the card manager) and its CUID."""
     command = CommandApdu(
         CLA_GP, INS_GET_DATA, P1P2_CPLC >> 8, P1P2_CPLC & 0xFF, le=CPLC_RESPONSE_SIZE
     )

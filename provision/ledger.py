@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 STATES = ("started", "written", "verified", "refused", "failed")
-LIVE_STATES = ("started", "written", "verified")
 
 COLUMNS = (
     "id",

@@ -21,7 +21,7 @@ from enum import StrEnum, unique
 
 from . import coolkey
 from .errors import ProvisionError
-from .iso7816 import CLA_GP, INS_GET_DATA, SW, ApduError, CommandApdu, select_by_name
+from .iso7816 import select_by_name
 from .phonehome._text import quote
 from .phonehome.errors import FetchError, ServiceInfoError
 from .phonehome.esc_profile import EscProfile, StaleCache, evaluate_cache
@@ -87,7 +87,7 @@ class VerifyConfig:
     prompt: Callable[[], str | None] | None = None
     max_bytes: int = 64 * 1024
     max_redirects: int = 3
-    dialect: PrefsDialect = PrefsDialect.SEED
+    dialect: PrefsDialect = PrefsDialect.RHCS
     profile: EscProfile | None = None
     read_attempts: int = READ_ATTEMPTS
     read_interval: float = READ_INTERVAL
@@ -125,7 +125,7 @@ class Verification:
     status: int | None = None
     content_type: str | None = None
     service_info: ServiceInfo | None = None
-    dialect: PrefsDialect = PrefsDialect.SEED
+    dialect: PrefsDialect = PrefsDialect.RHCS
     cache: CacheCheck | None = None
     stale_cache: StaleCache | None = None
     esc_differences: tuple[str, ...] = ()
@@ -188,20 +188,10 @@ def read_token_id(transport: Transport) -> str:
     """The token id ESC would build, read the way the coolkey PKCS#11 module reads it.
 
     coolkey selects the card manager with an empty AID, ignores the answer, and reads the
-    CPLC data (reference §8); the id is the CUID's 20 lower-case hex digits.
+    CPLC data (esc-phone-home.md §8); the id is the CUID's 20 lower-case hex digits.
     """
     transport.transmit(select_by_name(b"").encode())
-    command = CommandApdu(
-        CLA_GP,
-        INS_GET_DATA,
-        coolkey.P1P2_CPLC >> 8,
-        coolkey.P1P2_CPLC & 0xFF,
-        le=coolkey.CPLC_RESPONSE_SIZE,
-    )
-    data, sw = transport.transmit(command.encode())
-    if sw != SW.OK:
-        raise ApduError(sw, "GET DATA CPLC")
-    return coolkey.Cuid.from_cplc(data).token_id
+    return coolkey.get_cuid(transport).token_id
 
 
 class _Flow:
@@ -388,16 +378,16 @@ class _Flow:
         profile = self.config.profile
         assert profile is not None
         url = self.found.url
-        new_esc11 = new_seed = None
+        new_esc11 = new_rhcs = None
         if served is not None and url is not None:
             new_esc11 = prefs_entries(self.token_id, url, served, dialect=PrefsDialect.ESC11)
-            new_seed = prefs_entries(self.token_id, url, served, dialect=PrefsDialect.SEED)
+            new_rhcs = prefs_entries(self.token_id, url, served, dialect=PrefsDialect.RHCS)
         return evaluate_cache(
             profile,
             self.token_id,
             token_url=self._esc_token_url(),
             new_esc11=new_esc11,
-            new_seed=new_seed,
+            new_rhcs=new_rhcs,
         )
 
     def _esc_token_url(self) -> str | None:

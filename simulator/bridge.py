@@ -411,11 +411,6 @@ def _connect(host: str, reader: VirtualReader, timeout: float) -> socket.socket:
     return sock
 
 
-def _hang_up(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):  # already closed by the other side
-        sock.shutdown(socket.SHUT_RDWR)
-
-
 def _recv_frame(sock: socket.socket, quickack: bool) -> bytes | None:
     header = _recv_exact(sock, 2, quickack)
     if header is None:

@@ -43,7 +43,7 @@ EXIT_ERROR = 2
 
 PROTOCOLS = {"scp02": Scp.SCP02, "scp03": Scp.SCP03}
 STATES = ("blank", "burned", "locked", "foreign")
-# The seed document's Phone Home URL (the Example Corp profile's), and another issuer's.
+# The RHCS guide's Phone Home URL (the Example Corp profile's), and another issuer's.
 BURNED_URL = "http://server.example.com:7888/cgi-bin/home/index.cgi"
 FOREIGN_URL = "http://tps.other-issuer.example.org:7888/cgi-bin/home/index.cgi"
 

@@ -15,7 +15,6 @@ import os
 import socket
 import socketserver
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +36,6 @@ class ControlError(Exception):
 
 def socket_path(conf: ReaderConf) -> Path:
     return conf.directory / SOCKET_NAME
-
-
-@dataclass(slots=True)
-class _Slot:
-    token: VirtualToken
-    image: Path | None
 
 
 class Controller:

@@ -28,7 +28,7 @@ from tests.simhost import Host
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "profiles" / "example-corp.yaml"
 SERVICEINFO = REPO / "tests" / "data" / "serviceinfo" / "example-corp.xml"
-URL = "http://server.example.com:7888/cgi-bin/home/index.cgi"  # the seed document's URL
+URL = "http://server.example.com:7888/cgi-bin/home/index.cgi"  # the RHCS guide's URL
 HOST_PORT = ("server.example.com", 7888)
 TEST_KEY = bytes(range(0x40, 0x50))
 
@@ -54,7 +54,7 @@ def example_profile() -> Profile:
 
 @contextmanager
 def phone_home() -> Iterator[PhoneHomeServer]:
-    """The Example Corp ServiceInfo, written by hand from the seed, on a loopback port."""
+    """The Example Corp ServiceInfo, written by hand from the RHCS guide, on a loopback port."""
     with PhoneHomeServer({"/cgi-bin/home/index.cgi": SERVICEINFO.read_bytes()}) as server:
         yield server
 

@@ -43,7 +43,7 @@ from simulator.readerconf import (
 )
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "profiles" / "example-corp.yaml"
-URL = "http://server.example.com:7888/cgi-bin/home/index.cgi"  # the seed document's
+URL = "http://server.example.com:7888/cgi-bin/home/index.cgi"  # the RHCS guide's
 CARD_TIMEOUT = 5.0
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0

@@ -22,7 +22,7 @@ from tests.simhost import Host
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "profiles" / "example-corp.yaml"
 SERVICEINFO = Path(__file__).parent / "data" / "serviceinfo"
-URL = "http://server.example.com:7888/cgi-bin/home/index.cgi"  # the seed document's URL
+URL = "http://server.example.com:7888/cgi-bin/home/index.cgi"  # the RHCS guide's URL
 TEST_KEY = bytes(range(0x40, 0x50))
 
 
@@ -37,7 +37,7 @@ def _serve(body: bytes) -> PhoneHomeServer:
 
 @pytest.fixture
 def server() -> Iterator[PhoneHomeServer]:
-    # A ServiceInfo written by hand from the seed, not generated from the profile.
+    # A ServiceInfo written by hand from the RHCS guide, not generated from the profile.
     with _serve((SERVICEINFO / "example-corp.xml").read_bytes()) as running:
         yield running
 
@@ -175,8 +175,8 @@ def test_verification_catches_a_different_serviceinfo(
     assert result.url_written == URL  # written, then caught
 
 
-def test_seed_example_body_is_refused_by_name(profile: Profile) -> None:
-    with _serve((SERVICEINFO / "seed-example.xml").read_bytes()) as server:
+def test_guide_example_body_is_refused_by_name(profile: Profile) -> None:
+    with _serve((SERVICEINFO / "guide-example.xml").read_bytes()) as server:
         result = burn_token(InProcessTransport(_token()), _plan(profile, server))
 
     assert result.outcome is Outcome.FAILED

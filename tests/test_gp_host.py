@@ -139,18 +139,24 @@ def test_a_level_the_protocol_lacks_is_not_asked_for() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sw", "message"),
-    [("6300", r"6300.*wrong MAC key.*not retrying"), ("6985", r"6985.*security level 01")],
+    ("sw", "error", "message"),
+    [
+        ("6300", AuthenticationError, r"6300.*wrong MAC key.*not retrying"),
+        ("6985", SecureChannelError, r"6985.*security level 01"),
+    ],
 )
-def test_refused_external_authenticate_is_not_retried(sw: str, message: str) -> None:
+def test_refused_external_authenticate_is_not_retried(
+    sw: str, error: type[Exception], message: str
+) -> None:
     vector = load("scp02-kaoh-i15-cmac-getstatus")
     ea = vector["external_authenticate"]
     _, transport = _first_exchange("scp02-kaoh-i15-cmac-getstatus", (h(ea["capdu"]), h(sw)))
 
-    with pytest.raises(AuthenticationError, match=message):
+    with pytest.raises(error, match=message) as caught:
         open_secure_channel(
             transport, _params(vector), _keys(vector), host_challenge=h(vector["host_challenge"])
         )
+    assert type(caught.value) is error
     assert transport.done
 
 

@@ -76,7 +76,7 @@ def test_issuer_info_refuses_what_does_not_fit(url: str) -> None:
 
 
 def test_cuid_from_cplc_uses_the_coolkey_offsets() -> None:
-    # CPLC laid out so each CUID field holds its own marker bytes (reference §1.4):
+    # CPLC laid out so each CUID field holds its own marker bytes (esc-phone-home.md §1.4):
     # fabricator R[3..4], IC type R[5..6], serial R[15..18], batch R[19..20].
     response = bytearray(b"\x9f\x7f\x2a" + bytes(42))
     response[3:5] = b"\x40\x90"

@@ -1,4 +1,4 @@
-"""Reading esc-prefs.js, ESC's defaults file (reference §2.5)."""
+"""Reading esc-prefs.js, ESC's defaults file (esc-phone-home.md §2.5)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ NEW = ServiceInfo(
     ),
 )
 NEW_ESC11 = prefs_entries(ID, URL, NEW, dialect=PrefsDialect.ESC11)
-NEW_SEED = prefs_entries(ID, URL, NEW, dialect=PrefsDialect.SEED)
+NEW_RHCS = prefs_entries(ID, URL, NEW, dialect=PrefsDialect.RHCS)
 
 # A profile left by an earlier issuer: ESC 1.1's five cache entries, and one more.
 OLD = {
@@ -50,7 +50,7 @@ def profile(prefs: dict[str, str]) -> EscProfile:
 
 def evaluate(prefs: dict[str, str], token_url: str | None = URL) -> StaleCache:
     return evaluate_cache(
-        profile(prefs), ID, token_url=token_url, new_esc11=NEW_ESC11, new_seed=NEW_SEED
+        profile(prefs), ID, token_url=token_url, new_esc11=NEW_ESC11, new_rhcs=NEW_RHCS
     )
 
 

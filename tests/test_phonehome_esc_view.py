@@ -1,5 +1,5 @@
-"""What ESC 1.1's own parsing would take from a body (ESC.js ``phoneHome``, reference §2.4):
-the model the verifier uses to say where ESC would have done otherwise."""
+"""What ESC 1.1's own parsing would take from a body (ESC.js ``phoneHome``, esc-phone-home.md
+§2.4): the model the verifier uses to say where ESC would have done otherwise."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from provision.phonehome import ServiceInfo, esc_service_info
 DATA = Path(__file__).parent / "data" / "serviceinfo"
 
 
-def test_the_seed_example_with_its_notes_untrimmed() -> None:
-    seen = esc_service_info((DATA / "seed-example.xml").read_bytes())
+def test_the_guide_example_with_its_notes_untrimmed() -> None:
+    seen = esc_service_info((DATA / "guide-example.xml").read_bytes())
 
     assert seen == ServiceInfo(
         "Example Corp",

@@ -1,4 +1,4 @@
-"""Classifying a token's 224-byte issuer info the way ESC reads it (reference §1.3)."""
+"""Classifying a token's 224-byte issuer info the way ESC reads it (esc-phone-home.md §1.3)."""
 
 from __future__ import annotations
 

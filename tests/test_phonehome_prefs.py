@@ -46,7 +46,7 @@ EXPECTED = {
 }
 
 
-def test_seed_values_in_the_guide_order() -> None:
+def test_guide_values_in_the_guide_order() -> None:
     entries = prefs_entries(CUID, PHONE_HOME, EXAMPLE_CORP)
 
     assert entries == EXPECTED

@@ -1,4 +1,4 @@
-"""The Phone Home request URL: exactly one ``cuid`` (reference §2.3)."""
+"""The Phone Home request URL: exactly one ``cuid`` (esc-phone-home.md §2.3)."""
 
 from __future__ import annotations
 

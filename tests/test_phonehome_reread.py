@@ -1,4 +1,4 @@
-"""ESC's bounded re-read of the issuer info, and the 10-character rule (reference §2.2).
+"""ESC's bounded re-read of the issuer info, and the 10-character rule (esc-phone-home.md §2.2).
 
 ESC.js ``DoCoolKeyGetIssuerUrl`` reads up to 3 times, 250 ms apart, while the read fails or
 the value has fewer than 10 characters, and takes such a value for junk.

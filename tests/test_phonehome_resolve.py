@@ -1,4 +1,4 @@
-"""ESC's order for finding the Phone Home URL (reference §2.2)."""
+"""ESC's order for finding the Phone Home URL (esc-phone-home.md §2.2)."""
 
 from __future__ import annotations
 

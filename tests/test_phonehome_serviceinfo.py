@@ -1,4 +1,4 @@
-"""Parsing and rendering ServiceInfo documents (reference §2.4, §3.3)."""
+"""Parsing and rendering ServiceInfo documents (esc-phone-home.md §2.4, §3.3)."""
 
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def refused(name_or_body: str | bytes) -> ServiceInfoError:
 # -- the documented shapes --
 
 
-def test_seed_example_is_refused_naming_operation() -> None:
-    error = refused("seed-example.xml")
+def test_guide_example_is_refused_naming_operation() -> None:
+    error = refused("guide-example.xml")
 
     assert error.element == "Operation"
     assert str(error) == (

@@ -62,11 +62,11 @@ def test_no_browser_url_no_established_flag() -> None:
     assert "esc.token.browser.established" not in entries
 
 
-def test_seed_is_the_default_dialect() -> None:
+def test_rhcs_is_the_default_dialect() -> None:
     info = ServiceInfo("Example Corp", (("Operation", "http://tps.example.com/nk_service"),))
 
     assert prefs_entries(CUID, TPS_URL, info) == prefs_entries(
-        CUID, TPS_URL, info, dialect=PrefsDialect.SEED
+        CUID, TPS_URL, info, dialect=PrefsDialect.RHCS
     )
     assert f"esc.key.{CUID}.tps.url" in prefs_entries(CUID, TPS_URL, info)
 

@@ -12,9 +12,9 @@ from provision.profile import ChannelSpec, Overwrite, Policy, ProfileError, load
 from tests.profilefiles import EXAMPLE_CORP, MINIMAL, TEST_KEY, edit, load
 
 # The RHCS guide, "Configuring Phone Home" (4.4): the values of its Example Corp.
-SEED_ISSUER_NAME = "Example Corp"
-SEED_PHONE_HOME_URL = "http://server.example.com:7888/cgi-bin/home/index.cgi"
-SEED_SERVICES = (
+GUIDE_ISSUER_NAME = "Example Corp"
+GUIDE_PHONE_HOME_URL = "http://server.example.com:7888/cgi-bin/home/index.cgi"
+GUIDE_SERVICES = (
     ("Operation", "http://server.example.com:7888/nk_service"),
     ("UI", "http://server.example.com:7888/cgi_bin/esc.cgi"),
     ("EnrolledTokenBrowserURL", "http://www.test.example.com"),
@@ -30,9 +30,9 @@ def test_example_corp_has_the_guides_values() -> None:
 
     assert profile.path == EXAMPLE_CORP
     assert profile.name == "example-corp"
-    assert profile.issuer_name == SEED_ISSUER_NAME
-    assert profile.phone_home_url == SEED_PHONE_HOME_URL
-    assert profile.service_info == SEED_SERVICES
+    assert profile.issuer_name == GUIDE_ISSUER_NAME
+    assert profile.phone_home_url == GUIDE_PHONE_HOME_URL
+    assert profile.service_info == GUIDE_SERVICES
 
 
 def test_example_corp_channel_and_policy() -> None:

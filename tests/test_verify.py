@@ -317,8 +317,8 @@ def test_an_unreachable_server_names_the_url() -> None:
 # -- ServiceInfo cases through the flow -----------------------------------------------------
 
 
-def test_the_seed_example_is_refused_and_esc_would_have_cached_the_note() -> None:
-    with serving((DATA / "seed-example.xml").read_bytes()) as cfg:
+def test_the_guide_example_is_refused_and_esc_would_have_cached_the_note() -> None:
+    with serving((DATA / "guide-example.xml").read_bytes()) as cfg:
         result = flow(token(URL.encode()), cfg)
 
     assert result.step is VerifyStep.PARSE

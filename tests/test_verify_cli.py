@@ -72,7 +72,7 @@ def test_what_esc_would_resolve_and_cache(
         f"  Phone Home URL: {URL} (from the token's issuer info)",
         f"  request: GET {URL}?cuid={ID} -> HTTP 200, application/xml",
     ]
-    assert "ESC would cache (seed names):" in out
+    assert "ESC would cache (rhcs names):" in out
     assert f'  user_pref("esc.key.{ID}.issuer.name", "Example Corp");' in out
     assert out[-1] == "Result: ok"
 
@@ -184,7 +184,7 @@ def test_a_stale_profile_is_reported(
     assert f'    keyIssuer-{ID}: ESC keeps "Old Corp", hiding "Example Corp"' in out
 
 
-@pytest.mark.parametrize("dialect", ["seed", "esc11"])
+@pytest.mark.parametrize("dialect", ["rhcs", "esc11"])
 def test_write_prefs_seeds_the_profile(
     tmp_path: Path, server: PhoneHomeServer, dialect: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -32,6 +33,7 @@ from tqdm import tqdm
 from .. import __version__
 from ..batch import Activity, Batch, Counts, Limits, Summary
 from ..burn import BurnPlan, Outcome, TokenResult
+from ..keysource import ProfileCardKeys
 from ..ledger import Ledger, RunContext, open_ledger
 from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL, read_prefs
 from ..phonehome.prefs import PrefsDialect
@@ -101,8 +103,8 @@ def register(commands: Subparsers) -> None:
     burn.add_argument(
         "--prefs-dialect",
         choices=[d.value for d in PrefsDialect],
-        default=PrefsDialect.SEED.value,
-        help="pref names in the report: seed (the RHCS guide's, default) or esc11 (ESC 1.1's)",
+        default=PrefsDialect.RHCS.value,
+        help="pref names in the report: rhcs (the RHCS guide's, default) or esc11 (ESC 1.1's)",
     )
     burn.add_argument("--no-progress", action="store_true", help="no progress display")
     burn.set_defaults(handler=cmd_burn)
@@ -253,6 +255,10 @@ def _resolve(args: argparse.Namespace) -> _Run:
     )
 
 
+def _is_database_url(target: str | None) -> bool:
+    return target is not None and "://" in target
+
+
 def _refuse_overwriting_inputs(report: Path, args: argparse.Namespace) -> None:
     # The report is appended to: pointed at the profile or another input by mistake, it
     # would quietly corrupt that file.
@@ -261,6 +267,7 @@ def _refuse_overwriting_inputs(report: Path, args: argparse.Namespace) -> None:
         "--esc-prefs": args.esc_prefs,
         "--log-file": args.log_file,
         "--trace": args.trace,
+        "--ledger": None if _is_database_url(args.ledger) else args.ledger,
     }
     for what, path in inputs.items():
         if path is None or not (report.exists() and Path(path).exists()):
@@ -351,7 +358,7 @@ def _drive(
     if tray is not None:
         tray.batch = batch
 
-    with display, _Interrupts(batch, run.out):
+    with _released(plan.keys), display, _Interrupts(batch, run.out):
         if interactive:
             _check_one_reader(readers)
             limit = run.limits.count or args.simulated or INTERACTIVE_MAX
@@ -360,6 +367,16 @@ def _drive(
         watch = bool(args.watch) or tray is not None
         _announce_readers(readers, watch=watch, simulated=tray is not None, out=run.out)
         return batch.run(readers, watch=watch)
+
+
+@contextmanager
+def _released(keys: object) -> Iterator[None]:
+    """The key provider holds HSM sessions and master keys: release them with the run."""
+    try:
+        yield
+    finally:
+        if isinstance(keys, ProfileCardKeys):
+            keys.close()
 
 
 def _run_context(args: argparse.Namespace, run: _Run, ledger: Ledger) -> RunContext:

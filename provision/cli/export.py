@@ -1,7 +1,7 @@
 """``provision export PROFILE``: the configuration around the token, from the one profile.
 
 - ``--tps-cfg``: the TPS ``CS.cfg`` lines that make TPS write the Phone Home URL when it
-  formats a token of the profile's token type (reference §3.1);
+  formats a token of the profile's token type (esc-phone-home.md §3.1);
 - ``--phonehome-xml``: the ServiceInfo document the Phone Home URL must serve, TPS's
   ``phoneHome.xml`` (§3.3);
 - ``--esc-prefs``: the ESC default that gives tokens without issuer info a Phone Home URL,

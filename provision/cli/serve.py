@@ -26,7 +26,7 @@ from ..profile import Profile, load_profile
 from ._common import EXIT_OK, CliError, Subparsers
 
 DEFAULT_BIND = "127.0.0.1"
-DEFAULT_PORT = 7888  # the port of the seed document's examples
+DEFAULT_PORT = 7888  # the port of the RHCS guide's examples
 _TICK = 0.2  # how often the main thread looks at the clock and the stop flag
 
 

@@ -71,8 +71,8 @@ def register(commands: Subparsers) -> None:
     verify.add_argument(
         "--prefs-dialect",
         choices=[d.value for d in PrefsDialect],
-        default=PrefsDialect.SEED.value,
-        help="pref names: seed (the RHCS guide's, default) or esc11 (ESC 1.1's own)",
+        default=PrefsDialect.RHCS.value,
+        help="pref names: rhcs (the RHCS guide's, default) or esc11 (ESC 1.1's own)",
     )
     verify.add_argument("--profile", type=Path, help="also compare with this issuer profile")
     verify.add_argument(

@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 INS_INITIALIZE_UPDATE = 0x50
 INS_EXTERNAL_AUTHENTICATE = 0x82
 
-KDD_LENGTH = 10
 
 # What cards answer INITIALIZE UPDATE with once they refuse secure channels: GPPro reads
 # 6982 and 6983 as "card locked"; 6283 is the warning of a CARD_LOCKED card (GPC 2.3.1
@@ -312,7 +311,8 @@ def _external_authenticate(
     command = session.external_authenticate(level)
     _, sw = transport.transmit(command.encode())
     if sw == SW.CONDITIONS_NOT_SATISFIED:
-        raise AuthenticationError(
+        # A level the card refuses: a setting to fix, not a key that failed.
+        raise SecureChannelError(
             f"the card refused EXTERNAL AUTHENTICATE with {sw_name(sw)}: it does not accept "
             f"security level {level:02X}; check the level the card's applet accepts"
         )

@@ -50,11 +50,6 @@ def _host_problem(parts: SplitResult) -> str | None:
     return None
 
 
-def is_url(text: str) -> bool:
-    """True if ``text`` is exactly one absolute http(s) URL."""
-    return url_problem(text) is None
-
-
 def check_token_id(token_id: str) -> None:
     """Refuse a token id ESC could never have built.
 

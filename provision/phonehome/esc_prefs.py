@@ -1,12 +1,11 @@
 """Read Mozilla prefs files: ESC's defaults ``esc-prefs.js`` and a profile's ``prefs.js``.
 
-The files hold statements ``pref("name", "value");`` (``user_pref`` in a profile) with
-comments after ``#`` or ``//`` and between ``/*`` and ``*/`` (reference §2.5). A statement that
-does not have that shape is skipped with a warning, line by line, so one odd line does not
-hide the rest. A string with an escape this reader does not know is skipped the same way
-rather than read wrongly. :func:`parse_prefs` also gives where each statement lies in the
-text, so that ``prefs_file`` can rewrite one statement and keep every other byte.
-"""
+The files hold statements ``pref("name", "value");`` (``user_pref`` in a profile) with comments
+after ``#`` or ``//`` and between ``/*`` and ``*/`` (esc-phone-home.md §2.5). A statement that
+does not have that shape is skipped with a warning, line by line, so one odd line does not hide
+the rest. A string with an escape this reader does not know is skipped the same way rather than
+read wrongly. :func:`parse_prefs` also gives where each statement lies in the text, so that
+``prefs_file`` can rewrite one statement and keep every other byte."""
 
 from __future__ import annotations
 

@@ -2,12 +2,11 @@
 
 ESC 1.1 writes ``keyIssuerUrl-<id>`` from the token as soon as it reads a value, then asks
 ``IsPhoneHomeCached``; when that holds it does not phone home at all and goes on with the
-cached ``keyIssuer``, ``Operation``, ``UI`` and ``CAChainUI`` (reference §2.2). A profile left
-from an earlier issuer therefore hides new Phone Home data, which is why the RHCS guide tells
-administrators to remove old profile directories. Even when ESC does phone home, it only
-overwrites the entries the new ServiceInfo has: the others stay, since ESC never removes a
-pref. :func:`evaluate_cache` reports both.
-"""
+cached ``keyIssuer``, ``Operation``, ``UI`` and ``CAChainUI`` (esc-phone-home.md §2.2). A
+profile left from an earlier issuer therefore hides new Phone Home data, which is why the RHCS
+guide tells administrators to remove old profile directories. Even when ESC does phone home, it
+only overwrites the entries the new ServiceInfo has: the others stay, since ESC never removes a
+pref. :func:`evaluate_cache` reports both."""
 
 from __future__ import annotations
 
@@ -172,13 +171,13 @@ def evaluate_cache(
     *,
     token_url: str | None,
     new_esc11: Mapping[str, str] | None,
-    new_seed: Mapping[str, str] | None,
+    new_rhcs: Mapping[str, str] | None,
 ) -> StaleCache:
     """Compare a profile's cached entries for the token with the new data.
 
     ``token_url`` is the value ESC would take from the token (None when it takes none: no
     issuer info, under 10 characters, or ``esc.ignore.key.issuer.info``). ``new_esc11`` and
-    ``new_seed`` are the entries the new ServiceInfo gives in each dialect, None when it
+    ``new_rhcs`` are the entries the new ServiceInfo gives in each dialect, None when it
     could not be had.
     """
     cached = token_entries(profile.prefs, token_id, PrefsDialect.ESC11)
@@ -192,8 +191,8 @@ def evaluate_cache(
     hidden: list[Hidden] = []
     if new_esc11 is not None:
         hidden = _hidden(cached, new_esc11, token_id, uses_cache)
-    notes = _notes(profile, token_id, token_url, cached, new_seed, check)
-    everything = {**cached, **token_entries(profile.prefs, token_id, PrefsDialect.SEED)}
+    notes = _notes(profile, token_id, token_url, cached, new_rhcs, check)
+    everything = {**cached, **token_entries(profile.prefs, token_id, PrefsDialect.RHCS)}
     return StaleCache(
         profile.prefs_file,
         token_id,
@@ -227,7 +226,7 @@ def _notes(
     token_id: str,
     token_url: str | None,
     cached: Mapping[str, str],
-    new_seed: Mapping[str, str] | None,
+    new_rhcs: Mapping[str, str] | None,
     check: CacheCheck,
 ) -> list[str]:
     notes = []
@@ -244,10 +243,10 @@ def _notes(
             "Operation would use this cache and not phone home"
         )
 
-    seed = token_entries(profile.prefs, token_id, PrefsDialect.SEED)
-    for name, value in seed.items():
-        new = (new_seed or {}).get(name)
-        if new_seed is not None and new != value:
+    ours = token_entries(profile.prefs, token_id, PrefsDialect.RHCS)
+    for name, value in ours.items():
+        new = (new_rhcs or {}).get(name)
+        if new_rhcs is not None and new != value:
             now = quote(new) if new is not None else "nothing"
             notes.append(f"{name} (documented names): cached {quote(value)}, new data gives {now}")
     return notes

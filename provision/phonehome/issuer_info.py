@@ -2,10 +2,10 @@
 
 The issuer info is a 224-byte field that holds the Phone Home URL itself, as US-ASCII padded
 with NULs. ESC reads it with a C-string copy, so the value is whatever precedes the first NUL
-(reference §1.3). ESC.js ``DoCoolKeyGetIssuerUrl`` takes a value under 10 characters for
+(esc-phone-home.md §1.3). ESC.js ``DoCoolKeyGetIssuerUrl`` takes a value under 10 characters for
 junk, and on macOS reads again, up to 3 times in all and 250 ms apart, while the read fails
-or gives such a value (reference §2.2). :func:`read_issuer_info` does that bounded re-read on
-every platform.
+or gives such a value (esc-phone-home.md §2.2). :func:`read_issuer_info` does that bounded
+re-read on every platform.
 """
 
 from __future__ import annotations

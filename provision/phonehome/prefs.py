@@ -1,6 +1,6 @@
 """The per-token prefs entries ESC caches after a successful Phone Home, in two dialects.
 
-- ``seed``: the names the RHCS documentation lists (``esc.key.<id>.tps.url``, ...). The default.
+- ``rhcs``: the names the RHCS documentation lists (``esc.key.<id>.tps.url``, ...). The default.
 - ``esc11``: the names ESC 1.1.0's ``ESC.js`` writes: ``<Element>-<id>`` for every element
   of ``<Services>``, ``keyIssuer-<id>`` for the issuer name, ``keyIssuerUrl-<id>`` for the
   request URL with its ``cuid`` query, and ``esc.token.browser.established`` once an
@@ -20,12 +20,12 @@ from ._text import check_token_id
 from .request import request_url, strip_cuid
 from .serviceinfo import ServiceInfo
 
-# ESC.js constants (reference §2.4): the prefs outside <Services>.
+# ESC.js constants (esc-phone-home.md §2.4): the prefs outside <Services>.
 KEY_ISSUER = "keyIssuer"
 KEY_ISSUER_URL = "keyIssuerUrl"
 BROWSER_ESTABLISHED = "esc.token.browser.established"
 
-# IsPhoneHomeCached needs all five non-empty (reference §2.2, ESC 1.1.0-12). Other versions
+# IsPhoneHomeCached needs all five non-empty (esc-phone-home.md §2.2, ESC 1.1.0-12). Other versions
 # of ESC.js read UI without testing it and never look at CAChainUI: they test only three.
 CACHE_ENTRIES = (KEY_ISSUER_URL, KEY_ISSUER, "Operation", "UI", "CAChainUI")
 SHORT_CACHE_ENTRIES = (KEY_ISSUER_URL, KEY_ISSUER, "Operation")
@@ -35,7 +35,7 @@ SHORT_CACHE_ENTRIES = (KEY_ISSUER_URL, KEY_ISSUER, "Operation")
 class PrefsDialect(StrEnum):
     """Which names the per-token prefs get."""
 
-    SEED = "seed"
+    RHCS = "rhcs"
     ESC11 = "esc11"
 
 
@@ -52,7 +52,7 @@ def prefs_entries(
     phone_home_url: str,
     info: ServiceInfo,
     *,
-    dialect: PrefsDialect = PrefsDialect.SEED,
+    dialect: PrefsDialect = PrefsDialect.RHCS,
 ) -> dict[str, str]:
     """The prefs ESC would cache for ``token_id``, in the dialect's order.
 
@@ -62,10 +62,10 @@ def prefs_entries(
     check_token_id(token_id)
     if dialect is PrefsDialect.ESC11:
         return _esc11_entries(token_id, phone_home_url, info)
-    return _seed_entries(token_id, phone_home_url, info)
+    return _rhcs_entries(token_id, phone_home_url, info)
 
 
-def _seed_entries(token_id: str, phone_home_url: str, info: ServiceInfo) -> dict[str, str]:
+def _rhcs_entries(token_id: str, phone_home_url: str, info: ServiceInfo) -> dict[str, str]:
     """The guide's names; its ``phone.home.url`` is the URL without the ``cuid`` query.
 
     Elements without a documented name give ``esc.key.<id>.<Element>``, in document order.
@@ -106,7 +106,7 @@ def esc11_name(element: str, token_id: str) -> str:
     return f"{element}-{token_id}"
 
 
-def seed_prefix(token_id: str) -> str:
+def rhcs_prefix(token_id: str) -> str:
     return f"esc.key.{token_id}."
 
 
@@ -117,13 +117,13 @@ def token_entries(
     if dialect is PrefsDialect.ESC11:
         suffix = f"-{token_id}"
         return {name: value for name, value in prefs.items() if name.endswith(suffix)}
-    prefix = seed_prefix(token_id)
+    prefix = rhcs_prefix(token_id)
     return {name: value for name, value in prefs.items() if name.startswith(prefix)}
 
 
 def esc_request_url(base: str, token_id: str) -> str:
     """The URL ESC 1.1 itself requests: ``?cuid=`` and the id appended, whatever ``base``
-    holds (ESC.js ``phoneHome``; reference §2.3)."""
+    holds (ESC.js ``phoneHome``; esc-phone-home.md §2.3)."""
     return f"{base}?cuid={token_id}"
 
 

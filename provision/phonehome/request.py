@@ -1,8 +1,8 @@
 """The Phone Home request URL: the base URL with ``cuid=<token id>``.
 
 ESC appends ``?cuid=`` and the id to the base unconditionally, so a base that already has a
-query would get a second ``?`` (reference §2.3). Here the parameter is merged into the query
-instead: exactly one ``cuid``, the other parameters kept as written and in order.
+query would get a second ``?`` (esc-phone-home.md §2.3). Here the parameter is merged into the
+query instead: exactly one ``cuid``, the other parameters kept as written and in order.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Decide which Phone Home URL ESC would use for a token (reference §2.2).
+"""Decide which Phone Home URL ESC would use for a token (esc-phone-home.md §2.2).
 
 ESC tries the token's issuer info, then ``esc.global.phone.home.url``, then asks the user.
 A URL that is not one absolute http(s) URL is never fetched: the resolution stops there

@@ -1,8 +1,8 @@
 """A small Phone Home server: fixed ServiceInfo bodies on fixed paths.
 
 It answers as TPS's ``/tps/phoneHome`` servlet does, one document whatever the query, as
-``application/xml`` (reference §3.3). It logs through this module's logger at DEBUG and never
-writes to stderr; ``on_request`` hears of every request answered, for an access log.
+``application/xml`` (esc-phone-home.md §3.3). It logs through this module's logger at DEBUG
+and never writes to stderr; ``on_request`` hears of every request answered, for an access log.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """Parse and render the ServiceInfo document a Phone Home URL serves.
 
-Parsing follows ESC (reference §2.4): the first ``IssuerName`` and the first ``Services`` in
-document order, the children of ``Services`` in order, empty elements skipped. It is stricter
-than ESC where ESC would cache garbage: the URL elements must each hold exactly one absolute
-http(s) URL, so a document with notes inside the element text (as in the RHCS example) is
-refused with the element named instead of being cached as a broken URL.
-"""
+Parsing follows ESC (esc-phone-home.md §2.4): the first ``IssuerName`` and the first
+``Services`` in document order, the children of ``Services`` in order, empty elements skipped.
+It is stricter than ESC where ESC would cache garbage: the URL elements must each hold exactly
+one absolute http(s) URL, so a document with notes inside the element text (as in the RHCS
+example) is refused with the element named instead of being cached as a broken URL."""
 
 from __future__ import annotations
 
@@ -129,7 +128,7 @@ def _check_value(name: str, value: str, source: str) -> None:
 def esc_service_info(body: bytes) -> ServiceInfo | None:
     """What ESC 1.1's own parsing would take from ``body``, or None when it would fail.
 
-    ESC.js ``phoneHome`` (reference §2.4) does not insist on the root element, takes the
+    ESC.js ``phoneHome`` (esc-phone-home.md §2.4) does not insist on the root element, takes the
     last text of the first ``IssuerName`` and, for each child of the first ``Services``
     whose first node is non-empty text, that text as it stands: untrimmed and unchecked.
     A later element of the same name overwrites an earlier one. Bodies this module refuses

@@ -1,4 +1,4 @@
-"""The TPS settings that make a TPS write the Phone Home URL itself (reference §3.1).
+"""The TPS settings that make a TPS write the Phone Home URL itself (esc-phone-home.md §3.1).
 
 TPS reads ``op.<op>.<token type>.issuerinfo.enable`` and ``.issuerinfo.value`` from its
 ``CS.cfg``, a file of ``name=value`` lines, and writes the value to each token it formats
