@@ -28,7 +28,6 @@ from .errors import (
 )
 from .gp.session import CardKeys, ChannelParameters, open_secure_channel
 from .keysource import open_card_keys
-from .phonehome.serviceinfo import ServiceInfo
 from .profile import CuidRange, Overwrite, Profile
 from .transport import Transport
 from .verify import Expected, Verification, VerifyConfig, verify_token
@@ -97,7 +96,7 @@ class BurnPlan:
             overwrite=overwrite or policy.overwrite,
             expected=Expected(
                 profile.phone_home_url,
-                ServiceInfo(profile.issuer_name, profile.service_info),
+                profile.expected_service_info(),
             ),
             verify=verify,
             replaces=frozenset(coolkey.encode_issuer_info(value) for value in policy.replaces),

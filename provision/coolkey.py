@@ -18,6 +18,8 @@ from .transport import Transport
 logger = logging.getLogger(__name__)
 
 COOLKEY_AID = bytes.fromhex("627601FF000000")
+# The GP 2.1 ISD AID, the first of the card-manager AIDs TPS tries (esc-phone-home.md §1.1).
+DEFAULT_CARD_MANAGER_AID = bytes.fromhex("A000000003000000")
 CLA_COOLKEY = 0xB0
 
 INS_GET_ISSUER_INFO = 0xF6

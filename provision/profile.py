@@ -20,6 +20,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import yaml
 
+from .coolkey import DEFAULT_CARD_MANAGER_AID, ISSUER_INFO_SIZE
 from .errors import ConfigError
 from .gp.diversify import MASTER_KEY_SIZES, Diversification
 from .gp.keys import LEVELS, STATIC_KEY_SIZES, Key, Scp, SecurityLevel, StaticKeys
@@ -27,17 +28,15 @@ from .gp.session import supported_levels
 from .keysource.spec import KeySetSpec, Pkcs11Source, parse_key_source
 from .phonehome._text import url_problem
 from .phonehome.issuer_info import ESC_MIN_LENGTH
+from .phonehome.serviceinfo import ServiceInfo
 
 FORMAT = 1
 
-# The CoolKey applet keeps issuer info in a 224-byte buffer that the client reads as a
-# C string, so the URL and its terminating NUL must both fit.
-ISSUER_INFO_SIZE = 224
-# TPS refuses values under 5 bytes, and ESC ignores any under 10 as junk (ESC.js).
+# TPS refuses values under 5 bytes, and ESC ignores any under 10 as junk (ESC.js). The
+# applet's 224-byte buffer is read as a C string: the URL and its NUL must both fit.
 URL_MIN_BYTES = ESC_MIN_LENGTH
 URL_MAX_BYTES = ISSUER_INFO_SIZE - 1
 
-DEFAULT_CARD_MANAGER_AID = bytes.fromhex("A000000003000000")
 DEFAULT_TOKEN_TYPE = "userKey"  # noqa: S105 (a TPS token type, not a secret)
 DEFAULT_SECURITY_LEVEL = "03"
 DEFAULT_HALT_AFTER_KEY_MISMATCHES = 2
@@ -243,6 +242,10 @@ class Profile:
     token_type: str = DEFAULT_TOKEN_TYPE
     bases: tuple[Path, ...] = ()  # the profiles it extends, nearest first
     inherited: tuple[Inherited, ...] = ()  # the fields taken from a base, in file order
+
+    def expected_service_info(self) -> ServiceInfo:
+        """The ServiceInfo this issuer's Phone Home server must answer with."""
+        return ServiceInfo(self.issuer_name, self.service_info)
 
     def key_set(self, kvn: int) -> KeySetSpec | None:
         """The key set with version ``kvn``, or None when the profile has none."""

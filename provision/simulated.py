@@ -28,8 +28,8 @@ from simulator.card import CardModel, VirtualToken
 
 from .errors import CardRemovedError
 from .keysource import KeySetSpec
-from .phonehome.server import PhoneHomeServer
-from .phonehome.serviceinfo import ServiceInfo, render_service_info
+from .phonehome.server import PhoneHomeServer, route_path
+from .phonehome.serviceinfo import render_service_info
 from .profile import Profile
 from .transport import InProcessTransport, Transport
 
@@ -62,9 +62,8 @@ def phone_home_server(profile: Profile) -> Iterator[Redirect]:
     For an https URL the server speaks TLS with a throw-away certificate for the URL's host,
     and the redirect names the file that holds it, for the client to trust.
     """
-    body = render_service_info(ServiceInfo(profile.issuer_name, profile.service_info))
-    # http.server collapses a leading "//" in the request path; the route must match it.
-    path = "/" + (urlsplit(profile.phone_home_url).path or "/").lstrip("/")
+    body = render_service_info(profile.expected_service_info())
+    path = route_path(profile.phone_home_url)
     host, port = url_host_port(profile.phone_home_url)
     with tempfile.TemporaryDirectory(prefix="phonehome-tls-") as directory:
         tls, ca_file = None, None

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-CARD_MANAGER_AID = bytes.fromhex("A000000003000000")
+CARD_MANAGER_AID = coolkey.DEFAULT_CARD_MANAGER_AID
 INS_GET_STATUS = 0x3C
 LIFE_CYCLE_LENGTH = 4
 STATUS_LENGTH = 16

@@ -53,16 +53,21 @@ def test_scp03_kdf_vectors() -> None:
 
 
 def test_retail_mac_equals_its_definition() -> None:
-    # ISO/IEC 9797-1 MAC algorithm 3 with padding done by the caller: single-DES CBC under
-    # K1, then decrypt under K2 and encrypt under K1 on the last block (computed here with
-    # the library's DES through 3DES with repeated halves, independently of mac_retail).
+    # ISO/IEC 9797-1 MAC algorithm 3, padding done by the caller: single-DES CBC under K1,
+    # then decrypt under K2 and encrypt under K1 on the last block. Built here from the
+    # library's cipher directly (DES as 3DES with one key repeated), not from gp.crypto.
     key = bytes(range(0x40, 0x50))
     k1, k2 = key[:8], key[8:]
-    data = crypto.pad80(b"retail mac check data", 8)
-    chain = crypto.des3_cbc_encrypt(k1 * 3, data)[-8:]
-    dec = Cipher(TripleDES(k2 * 3), modes.ECB()).decryptor()  # noqa: S305
-    step = dec.update(chain) + dec.finalize()
-    expected = crypto.des3_ecb_encrypt(k1 * 3, step)
+    data = b"retail mac check data" + b"\x80\x00\x00"  # 21 bytes, method-2 padded to 24
+
+    def des(k: bytes, mode: modes.Mode, block: bytes, *, decrypt: bool = False) -> bytes:
+        cipher = Cipher(TripleDES(k * 3), mode)
+        worker = cipher.decryptor() if decrypt else cipher.encryptor()
+        return worker.update(block) + worker.finalize()
+
+    chain = des(k1, modes.CBC(bytes(8)), data)[-8:]
+    step = des(k2, modes.ECB(), chain, decrypt=True)  # noqa: S305
+    expected = des(k1, modes.ECB(), step)  # noqa: S305
     assert crypto.mac_retail(key, data) == expected
 
 

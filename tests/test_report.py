@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,18 @@ def test_a_failed_write_leaves_no_partial_line(tmp_path: Path) -> None:
     assert [json.loads(line)["token_id"] for line in path.read_text().splitlines()] == ["a"]
 
 
-def test_a_character_device_report_works(tmp_path: Path) -> None:
-    with JsonlReport(Path("/dev/null"), {}) as report:
+def test_a_pipe_as_report_gets_whole_lines(tmp_path: Path) -> None:
+    # A FIFO, like /dev/stdout piped on: no fsync, no truncation, every line through.
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+
+    with JsonlReport(fifo, {"profile": "p"}) as report:
         report.write({"token_id": "a"})
+        report.write({"token_id": "b"})
+    reader.join(timeout=5)
+
+    lines = received[0].decode().splitlines()
+    assert [json.loads(line)["token_id"] for line in lines] == ["a", "b"]

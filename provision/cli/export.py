@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL
 from ..phonehome.prefs_file import render_pref, write_atomically
-from ..phonehome.serviceinfo import ServiceInfo, render_service_info
+from ..phonehome.serviceinfo import render_service_info
 from ..phonehome.tps_cfg import render_issuer_info
 from ..profile import Profile, load_profile
 from ._common import EXIT_OK, CliError, Subparsers
@@ -42,7 +42,7 @@ def tps_cfg(profile: Profile) -> str:
 
 
 def phonehome_xml(profile: Profile) -> str:
-    info = ServiceInfo(profile.issuer_name, profile.service_info)
+    info = profile.expected_service_info()
     return render_service_info(info).decode("utf-8")
 
 

@@ -6,14 +6,13 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..ledger import COLUMNS, STATES, open_ledger
+from ..phonehome.prefs_file import write_atomically
 from ..profile import parse_cuid
 from ._common import EXIT_OK, CliError, Subparsers
 
@@ -46,7 +45,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        _write_atomically(args.output, text)
+        # Never half an export: a sibling temporary file renamed over the target.
+        write_atomically(args.output, text, new_mode=0o644)
         print(f"{len(rows)} attempts written to {args.output}", file=sys.stderr)
     return EXIT_OK
 
@@ -69,20 +69,3 @@ def _csv(rows: Sequence[dict[str, Any]]) -> str:
 
 def _jsonl(rows: Sequence[dict[str, Any]]) -> str:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    # A temporary file beside the target, renamed over it: never half an export.
-    try:
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(name, path)
-    except OSError as exc:
-        Path(name).unlink(missing_ok=True)
-        raise CliError(f"cannot write {path}: {exc.strerror}") from None

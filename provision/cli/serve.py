@@ -20,8 +20,8 @@ from types import FrameType
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from ..phonehome.server import AccessRecord, PhoneHomeServer
-from ..phonehome.serviceinfo import ServiceInfo, render_service_info
+from ..phonehome.server import AccessRecord, PhoneHomeServer, route_path
+from ..phonehome.serviceinfo import render_service_info
 from ..profile import Profile, load_profile
 from ._common import EXIT_OK, CliError, Subparsers
 
@@ -63,8 +63,8 @@ def routes_for(profiles: Sequence[Profile]) -> dict[str, Route]:
     """One route per Phone Home path; two profiles may share a path only with one document."""
     routes: dict[str, Route] = {}
     for profile in profiles:
-        path = urlsplit(profile.phone_home_url).path or "/"
-        body = render_service_info(ServiceInfo(profile.issuer_name, profile.service_info))
+        path = route_path(profile.phone_home_url)
+        body = render_service_info(profile.expected_service_info())
         known = routes.get(path)
         if known is None:
             routes[path] = Route(path, body, (profile,))

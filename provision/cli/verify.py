@@ -21,7 +21,6 @@ from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL, read_prefs
 from ..phonehome.esc_profile import EscProfile, find_prefs_js, load_esc_profile
 from ..phonehome.prefs import PrefsDialect, token_entries
 from ..phonehome.prefs_file import PrefsFile, render_pref
-from ..phonehome.serviceinfo import ServiceInfo
 from ..profile import load_profile
 from ..transport import InProcessTransport, Transport
 from ..verify import (
@@ -147,7 +146,7 @@ def _esc_settings(esc_prefs: Path | None, profile: EscProfile | None) -> dict[st
 
 def _expected(path: Path) -> Expected:
     profile = load_profile(path)
-    return Expected(profile.phone_home_url, ServiceInfo(profile.issuer_name, profile.service_info))
+    return Expected(profile.phone_home_url, profile.expected_service_info())
 
 
 def _prompt(disabled: bool, settings: Mapping[str, str]) -> Callable[[], str | None] | None:

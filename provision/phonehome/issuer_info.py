@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto, unique
 
+from ..coolkey import ISSUER_INFO_SIZE as ISSUER_INFO_SIZE
 from ..errors import ProvisionError
 from ._text import quote, url_problem
 
 logger = logging.getLogger(__name__)
 
-ISSUER_INFO_SIZE = 0xE0
 # ESC.js: "if(!url || url.length < 10) // Check for bogus junk".
 ESC_MIN_LENGTH = 10
 READ_ATTEMPTS = 3

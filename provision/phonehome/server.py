@@ -68,6 +68,14 @@ def _printable(text: str) -> str:
 AccessLog = Callable[[AccessRecord], None]
 
 
+def route_path(url: str) -> str:
+    """The path a Phone Home URL's requests arrive on, as this server matches them.
+
+    http.server collapses a leading "//" in a request path, so the route does the same.
+    """
+    return "/" + (urlsplit(url).path or "/").lstrip("/")
+
+
 class PhoneHomeServer:
     """Serve ``routes`` (path → ServiceInfo body) over HTTP on ``host``:``port``.
 
