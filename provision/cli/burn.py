@@ -35,7 +35,7 @@ from ..batch import Activity, Batch, Counts, Limits, Summary
 from ..burn import BurnPlan, Outcome, TokenResult
 from ..keysource import ProfileCardKeys
 from ..ledger import Ledger, RunContext, open_ledger
-from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL, read_prefs
+from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL, IGNORE_KEY_ISSUER_INFO, read_prefs
 from ..phonehome.prefs import PrefsDialect
 from ..profile import CuidRange, Overwrite, Profile, load_profile, parse_cuid_range
 from ..report import JsonlReport, default_report_name
@@ -292,7 +292,7 @@ def _burn(args: argparse.Namespace, run: _Run, ledger: Ledger | None) -> Summary
     esc = read_prefs(args.esc_prefs) if args.esc_prefs else {}
     settings = VerifyConfig(
         global_url=esc.get(GLOBAL_PHONE_HOME_URL) or None,
-        ignore_token=esc.get("esc.ignore.key.issuer.info") == "yes",
+        ignore_token=esc.get(IGNORE_KEY_ISSUER_INFO) == "yes",
         dialect=PrefsDialect(args.prefs_dialect),
     )
     context = {

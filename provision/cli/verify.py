@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from ..errors import ProvisionError
 from ..phonehome._text import quote
-from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL, read_prefs
+from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL, IGNORE_KEY_ISSUER_INFO, read_prefs
 from ..phonehome.esc_profile import EscProfile, find_prefs_js, load_esc_profile
 from ..phonehome.prefs import PrefsDialect, token_entries
 from ..phonehome.prefs_file import PrefsFile, render_pref
@@ -35,7 +35,6 @@ from ..verify import (
 )
 from ._common import EXIT_OK, EXIT_TOKENS_FAILED, CliError, Subparsers
 
-IGNORE_KEY_ISSUER_INFO = "esc.ignore.key.issuer.info"
 SECURITY_URL = "esc.security.url"
 CARD_WAIT_SECONDS = 10.0
 SOURCES = {

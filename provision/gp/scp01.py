@@ -7,7 +7,7 @@ cryptograms and wraps commands. It never talks to a card. SCP01 knows only the l
 
 from __future__ import annotations
 
-from ..iso7816 import CLA_SECURE, CommandApdu
+from ..iso7816 import CLA_GP, CLA_SECURE, INS_EXTERNAL_AUTHENTICATE, CommandApdu
 from . import crypto
 from .keys import C_MAC_C_DEC, Key, Scp, SecurityLevel, StaticKeys
 
@@ -70,7 +70,9 @@ class Scp01Session:
         """The EXTERNAL AUTHENTICATE command; afterwards commands are wrapped at ``level``."""
         if level not in SUPPORTED_LEVELS:
             raise ValueError(f"SCP01 security level {level:02X} is not supported")
-        command = CommandApdu(0x80, 0x82, int(level), 0x00, self.host_cryptogram())
+        command = CommandApdu(
+            CLA_GP, INS_EXTERNAL_AUTHENTICATE, int(level), 0x00, self.host_cryptogram()
+        )
         wrapped = self._mac(command)
         self.level = level
         return wrapped

@@ -6,7 +6,7 @@ cryptograms and wraps commands. It never talks to a card.
 
 from __future__ import annotations
 
-from ..iso7816 import CLA_SECURE, CommandApdu
+from ..iso7816 import CLA_GP, CLA_SECURE, INS_EXTERNAL_AUTHENTICATE, CommandApdu
 from . import crypto
 from .keys import C_MAC_C_DEC, Key, Scp, SecurityLevel, StaticKeys
 
@@ -97,7 +97,9 @@ class Scp02Session:
         """The EXTERNAL AUTHENTICATE command; afterwards commands are wrapped at ``level``."""
         if level not in SUPPORTED_LEVELS:
             raise ValueError(f"SCP02 security level {level:02X} is not supported")
-        command = CommandApdu(0x80, 0x82, int(level), 0x00, self.host_cryptogram())
+        command = CommandApdu(
+            CLA_GP, INS_EXTERNAL_AUTHENTICATE, int(level), 0x00, self.host_cryptogram()
+        )
         wrapped = self._mac(command)
         self.level = level
         return wrapped

@@ -8,7 +8,7 @@ talks to a card.
 from __future__ import annotations
 
 from ..errors import SecureChannelError
-from ..iso7816 import CLA_SECURE, CommandApdu
+from ..iso7816 import CLA_GP, CLA_SECURE, INS_EXTERNAL_AUTHENTICATE, CommandApdu
 from . import crypto
 from .keys import (
     C_MAC_C_DEC,
@@ -101,7 +101,9 @@ class Scp03Session:
         """The EXTERNAL AUTHENTICATE command; afterwards commands are wrapped at ``level``."""
         if level not in levels_for(self.i):
             raise ValueError(f"SCP03 i={self.i:02X} has no security level {level:02X}")
-        command = CommandApdu(0x80, 0x82, int(level), 0x00, self.host_cryptogram())
+        command = CommandApdu(
+            CLA_GP, INS_EXTERNAL_AUTHENTICATE, int(level), 0x00, self.host_cryptogram()
+        )
         wrapped = self._mac(command)
         self.level = level
         return wrapped

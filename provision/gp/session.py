@@ -24,15 +24,18 @@ from ..errors import (
     ProtocolError,
     SecureChannelError,
 )
-from ..iso7816 import CLA_GP, SW, CommandApdu, sw_name
+from ..iso7816 import (
+    CLA_GP,
+    INS_INITIALIZE_UPDATE,
+    SW,
+    CommandApdu,
+    sw_name,
+)
 from ..transport import Transport
 from . import crypto, scp01, scp02, scp03
 from .keys import KeySet, Scp, SecurityLevel
 
 logger = logging.getLogger(__name__)
-
-INS_INITIALIZE_UPDATE = 0x50
-INS_EXTERNAL_AUTHENTICATE = 0x82
 
 
 # What cards answer INITIALIZE UPDATE with once they refuse secure channels: GPPro reads

@@ -20,6 +20,7 @@ from .errors import PrefsError
 logger = logging.getLogger(__name__)
 
 GLOBAL_PHONE_HOME_URL = "esc.global.phone.home.url"
+IGNORE_KEY_ISSUER_INFO = "esc.ignore.key.issuer.info"
 
 _FUNCTIONS = frozenset({"pref", "user_pref", "lockPref", "sticky_pref"})
 _TOKENS = re.compile(
