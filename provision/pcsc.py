@@ -203,6 +203,14 @@ class _Context:
             _scard().SCardReleaseContext(self._handle)
             self._handle = None
 
+    def cancel(self) -> None:
+        """End a wait in another thread on this context now (it returns as if timed out)."""
+        handle = self._handle
+        if handle is not None:
+            hresult = _scard().SCardCancel(handle)
+            if _code(hresult) != SCARD_S_SUCCESS:
+                logger.debug("cancelling a wait failed: %s", _message(hresult))
+
     def reader_names(self) -> list[str]:
         hresult, names = _scard().SCardListReaders(self._handle, [])
         if _code(hresult) == SCARD_E_NO_READERS_AVAILABLE:
@@ -216,19 +224,27 @@ class _Context:
         """Each reader's (state, ATR) once one differs from ``known``; None on timeout."""
         request = list(zip(readers, known, strict=True))
         hresult, states = _scard().SCardGetStatusChange(self._handle, _wait_ms(timeout), request)
-        if _code(hresult) == SCARD_E_TIMEOUT:
+        if _code(hresult) in (SCARD_E_TIMEOUT, SCARD_E_CANCELLED):
             return None
         _check(hresult, readers[0] if len(readers) == 1 else None, "watching")
         return [(int(event) & ~SCARD_STATE_CHANGED, bytes(atr)) for _, event, atr in states]
 
-    def wait_for(self, reader: str, wanted: int, timeout: float) -> int | None:
-        """Wait until the reader's state has one of the ``wanted`` bits; the state, or None."""
+    def wait_for(
+        self, reader: str, wanted: int, timeout: float, *, wakeable: bool = False
+    ) -> int | None:
+        """Wait until the reader's state has one of the ``wanted`` bits; the state, or None.
+
+        A ``wakeable`` wait also ends, with None, when :meth:`cancel` is called; any other
+        wait goes on until its timeout.
+        """
         deadline = time.monotonic() + timeout
         known = SCARD_STATE_UNAWARE
         while True:
             states = self.states([reader], [known], max(0.0, deadline - time.monotonic()))
             if states is None:
-                return None
+                if wakeable or time.monotonic() >= deadline:
+                    return None
+                continue  # cancelled: that was meant for the batch's waits, not this one
             known = states[0][0]
             if known & wanted:
                 return known
@@ -363,7 +379,7 @@ class PcscReader:
         return T0Transport(raw) if raw.protocol == SCARD_PROTOCOL_T0 else raw
 
     def wait_for_card(self, timeout: float) -> Transport | None:
-        state = self._context.wait_for(self._name, SCARD_STATE_PRESENT, timeout)
+        state = self._context.wait_for(self._name, SCARD_STATE_PRESENT, timeout, wakeable=True)
         if state is None:
             return None
         if state & SCARD_STATE_MUTE:
@@ -375,7 +391,11 @@ class PcscReader:
 
     def wait_for_removal(self, timeout: float) -> bool:
         wanted = SCARD_STATE_EMPTY | SCARD_STATE_UNAVAILABLE
-        return self._context.wait_for(self._name, wanted, timeout) is not None
+        return self._context.wait_for(self._name, wanted, timeout, wakeable=True) is not None
+
+    def wake(self) -> None:
+        """End a wait for a card or its removal in another thread now (a batch stopping)."""
+        self._context.cancel()
 
     def close(self) -> None:
         self._context.close()

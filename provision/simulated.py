@@ -108,13 +108,20 @@ def _throwaway_tls(host: str, directory: Path) -> tuple[ssl.SSLContext, str]:
     return context, str(cert_file)
 
 
+def check_simulatable(profile: Profile) -> None:
+    """Raise ConfigError now, before any run starts, if the profile's keys cannot be given
+    to simulated tokens."""
+    _card_key_set(profile).keys  # noqa: B018 - the property raises for sourced key sets
+
+
 def blank_tokens(profile: Profile, count: int) -> Iterator[Transport]:
     """``count`` fresh blank tokens with random CUIDs, made one at a time."""
     spec = profile.channel
     key_set = _card_key_set(profile)
+    keys = key_set.keys
     model = CardModel(protocol=spec.protocol, i=spec.i, card_manager_aid=spec.card_manager_aid)
     for n in range(count):
-        token = VirtualToken.blank(model=model, key_sets={key_set.kvn: key_set.keys})
+        token = VirtualToken.blank(model=model, key_sets={key_set.kvn: keys})
         yield InProcessTransport(token, reader=f"simulated-{n + 1:03d}")
 
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum, unique
+from typing import Any
 
 from . import coolkey
 from .errors import ProvisionError
@@ -200,7 +201,9 @@ class _Flow:
     def __init__(self, token_id: str, config: VerifyConfig) -> None:
         self.token_id = token_id
         self.config = config
-        self.found = Verification(VerifyStep.READ, token_id=token_id, dialect=config.dialect)
+        # What the flow has found, the fields of the Verification it ends with; built once
+        # at the end (a dataclass replace at every step costs more than the step).
+        self.found: dict[str, Any] = {"token_id": token_id, "dialect": config.dialect}
         self.differences: list[str] = []
         self.warnings: list[str] = []
         self.read_error: str | None = None
@@ -211,14 +214,14 @@ class _Flow:
         warnings = list(self.warnings)
         stale = None
         if self.config.profile is not None:
-            stale = self._stale(self.found.service_info)
+            stale = self._stale(self.found.get("service_info"))
             if stale.stale:
                 warnings.append(
                     f"the existing ESC profile {stale.prefs_file} would hide some of the new "
                     "Phone Home data"
                 )
-        return replace(
-            self.found,
+        return Verification(
+            **self.found,
             step=step,
             reason=reason,
             stale_cache=stale,
@@ -240,7 +243,7 @@ class _Flow:
             interval=config.read_interval,
             sleep=config.sleep,
         )
-        self.found = replace(self.found, reads=result.attempts, issuer_info=result.info)
+        self.found.update(reads=result.attempts, issuer_info=result.info)
         if result.error is not None:
             reads = f"{result.attempts} read{'s' if result.attempts > 1 else ''}"
             self.read_error = f"{result.error} (after {reads})"
@@ -255,7 +258,7 @@ class _Flow:
         return result.info
 
     def resolved(self, resolution: Resolution) -> None:
-        self.found = replace(self.found, source=resolution.source, url=resolution.url)
+        self.found.update(source=resolution.source, url=resolution.url)
         if resolution.url and resolution.note:
             self.warnings.append(resolution.note)
         info = self.info
@@ -276,7 +279,7 @@ class _Flow:
             target = request_url(url, self.token_id)
         except ValueError as exc:
             return self.done(VerifyStep.FETCH, reason=str(exc))
-        self.found = replace(self.found, request_url=target)
+        self.found["request_url"] = target
         ours_vs_esc = esc_request_url(url, self.token_id)
         if ours_vs_esc != target:
             self.differences.append(
@@ -290,7 +293,7 @@ class _Flow:
             return self.done(VerifyStep.FETCH, reason=str(exc))
 
         status, content_type = response.status, response.content_type
-        self.found = replace(self.found, status=status, content_type=content_type)
+        self.found.update(status=status, content_type=content_type)
         if response.status != HTTP_OK:
             self._status_difference(response)
             return self.done(VerifyStep.FETCH, reason=f"{target} answered HTTP {response.status}")
@@ -356,7 +359,7 @@ class _Flow:
             self.warnings.append(warning)
         logger.debug("token %s: ServiceInfo from %s parsed", self.token_id, target)
         prefs = prefs_entries(self.token_id, url, served, dialect=dialect)
-        self.found = replace(self.found, service_info=served, prefs=prefs, cache=check)
+        self.found.update(service_info=served, prefs=prefs, cache=check)
         return self.done(VerifyStep.COMPARED)
 
     def _untrimmed(self, body: bytes, served: ServiceInfo) -> None:
@@ -377,7 +380,7 @@ class _Flow:
     def _stale(self, served: ServiceInfo | None) -> StaleCache:
         profile = self.config.profile
         assert profile is not None
-        url = self.found.url
+        url = self.found.get("url")
         new_esc11 = new_rhcs = None
         if served is not None and url is not None:
             new_esc11 = prefs_entries(self.token_id, url, served, dialect=PrefsDialect.ESC11)

@@ -398,10 +398,7 @@ class Scp02CardChannel(CardChannel):
         seq = self.sequence_counter_bytes
         self._s_enc = _scp02_session_key(keys.enc.value, SCP02_DERIVE_S_ENC, seq)
         self._s_mac = _scp02_session_key(keys.mac.value, SCP02_DERIVE_C_MAC, seq)
-        self._other_kcvs = {
-            "s_rmac": _kcv3(_scp02_session_key(keys.mac.value, SCP02_DERIVE_R_MAC, seq)),
-            "s_dek": _kcv3(_scp02_session_key(keys.dek.value, SCP02_DERIVE_DEK, seq)),
-        }
+        self._static = keys  # R-MAC and DEK session keys: only for session_key_kcvs()
         self._last_mac: bytes | None = None
 
     @classmethod
@@ -428,7 +425,13 @@ class Scp02CardChannel(CardChannel):
             raise ValueError("SCP02 keys are two-key 3DES keys of 16 bytes")
 
     def session_key_kcvs(self) -> dict[str, str]:
-        return {"s_enc": _kcv3(self._s_enc), "s_mac": _kcv3(self._s_mac), **self._other_kcvs}
+        seq, static = self.sequence_counter_bytes, self._static
+        return {
+            "s_enc": _kcv3(self._s_enc),
+            "s_mac": _kcv3(self._s_mac),
+            "s_rmac": _kcv3(_scp02_session_key(static.mac.value, SCP02_DERIVE_R_MAC, seq)),
+            "s_dek": _kcv3(_scp02_session_key(static.dek.value, SCP02_DERIVE_DEK, seq)),
+        }
 
     def initialize_update_response(self, kdd: bytes, kvn: int) -> bytes:
         # GPC 2.3.1 E.5.1.6: KDD ‖ kvn ‖ SCP ‖ sequence counter ‖ card challenge ‖ cryptogram

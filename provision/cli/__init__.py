@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from .. import __version__
 from ..errors import ConfigError, ProvisionError
 from ..log import TRAFFIC
 from . import burn, export, inspect, ledger, profile, readers, serve, verify
-from ._common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, CliError
+from ._common import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (``| head``): not a fault of the tool.
+        _quiet_stdout()
+        _error("standard output was closed; stopped")
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         logger.debug("internal error", exc_info=True)
         _error(
@@ -111,6 +117,12 @@ def _configure_logging(verbose: int, log_file: Path | None) -> None:
     )
     if level <= TRAFFIC:
         logger.warning("APDU tracing is on: every command and response is logged")
+
+
+def _quiet_stdout() -> None:
+    # Python flushes stdout at exit; pointed at the closed pipe that would fail again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _error(message: str) -> None:

@@ -26,24 +26,30 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, TextIO
 
 from .. import __version__
-from ..batch import Activity, Batch, Counts, Limits, Summary
-from ..burn import BurnPlan, Outcome, TokenResult
-from ..keysource import ProfileCardKeys
-from ..ledger import Ledger, RunContext, open_ledger
-from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL, IGNORE_KEY_ISSUER_INFO, read_prefs
-from ..phonehome.prefs import PrefsDialect
-from ..profile import CuidRange, Overwrite, Profile, load_profile, parse_cuid_range
-from ..report import JsonlReport, default_report_name
-from ..simulated import Redirect, blank_tokens, phone_home_server
-from ..trace import ApduTrace, open_trace
-from ..transport import Reader, Transport
-from ..verify import VerifyConfig
-from ._common import EXIT_INTERRUPTED, EXIT_OK, EXIT_TOKENS_FAILED, CliError, Subparsers
+from ._common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TOKENS_FAILED,
+    CliError,
+    LazyChoices,
+    Subparsers,
+    prefs_dialects,
+    refuse_overwriting,
+)
+
+if TYPE_CHECKING:  # imported where used, so that building the parser stays quick
+    from ..batch import Batch, Counts, Limits, Summary
+    from ..burn import BurnPlan, TokenResult
+    from ..ledger import Ledger, RunContext
+    from ..profile import CuidRange, Overwrite, Profile
+    from ..report import JsonlReport
+    from ..simulated import Redirect
+    from ..trace import ApduTrace
+    from ..transport import Reader, Transport
+    from ..verify import VerifyConfig
 
 logger = logging.getLogger(__name__)
 
@@ -102,19 +108,25 @@ def register(commands: Subparsers) -> None:
     )
     burn.add_argument(
         "--prefs-dialect",
-        choices=[d.value for d in PrefsDialect],
-        default=PrefsDialect.RHCS.value,
+        choices=LazyChoices(prefs_dialects),
+        metavar="DIALECT",
         help="pref names in the report: rhcs (the RHCS guide's, default) or esc11 (ESC 1.1's)",
     )
     burn.add_argument("--no-progress", action="store_true", help="no progress display")
     burn.set_defaults(handler=cmd_burn)
 
 
+def _overwrites() -> list[str]:
+    from ..profile import Overwrite
+
+    return [o.value for o in Overwrite]
+
+
 def _policy_options(burn: argparse.ArgumentParser) -> None:
     policy = burn.add_argument_group("policy (overrides the profile's)")
     policy.add_argument(
         "--overwrite",
-        choices=[o.value for o in Overwrite],
+        choices=LazyChoices(_overwrites),
         help="what to do with tokens holding other issuer info",
     )
     policy.add_argument(
@@ -164,6 +176,8 @@ class _Run:
         return "; ".join(parts) or None
 
     def plan(self, verify: VerifyConfig) -> BurnPlan:
+        from ..burn import BurnPlan
+
         return BurnPlan.from_profile(
             self.profile,
             verify=verify,
@@ -174,6 +188,8 @@ class _Run:
 
 
 def cmd_burn(args: argparse.Namespace) -> int:
+    from ..ledger import open_ledger
+
     _check_options(args)
     run = _resolve(args)
     profile, out = run.profile, run.out
@@ -226,6 +242,10 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def _resolve(args: argparse.Namespace) -> _Run:
+    from ..batch import Limits
+    from ..profile import Overwrite, load_profile
+    from ..report import default_report_name
+
     profile = load_profile(args.profile)
     policy = profile.policy
     ranges = _cuid_ranges(args.cuid_range)
@@ -243,7 +263,11 @@ def _resolve(args: argparse.Namespace) -> _Run:
         count=args.count,
     )
     report_path = args.report or default_report_name()
-    _refuse_overwriting_inputs(report_path, args)
+    _refuse_overwriting_inputs(report_path, args, profile)
+    if args.simulated is not None:
+        from ..simulated import check_simulatable
+
+        check_simulatable(profile)
     return _Run(
         profile=profile,
         overwrite=overwrite,
@@ -259,26 +283,27 @@ def _is_database_url(target: str | None) -> bool:
     return target is not None and "://" in target
 
 
-def _refuse_overwriting_inputs(report: Path, args: argparse.Namespace) -> None:
-    # The report is appended to: pointed at the profile or another input by mistake, it
-    # would quietly corrupt that file.
-    inputs = {
-        "the profile": args.profile,
-        "--esc-prefs": args.esc_prefs,
-        "--log-file": args.log_file,
-        "--trace": args.trace,
-        "--ledger": None if _is_database_url(args.ledger) else args.ledger,
-    }
-    for what, path in inputs.items():
-        if path is None or not (report.exists() and Path(path).exists()):
-            continue
-        if report.samefile(path):
-            raise CliError(f"--report {report} is {what}; name another file")
+def _refuse_overwriting_inputs(report: Path, args: argparse.Namespace, profile: Profile) -> None:
+    # The report is appended to: pointed at the profile or another file of the run by
+    # mistake, it would quietly corrupt that file.
+    inputs: dict[str, Path | str | None] = {"the profile": profile.path}
+    inputs.update({f"the profile's base {base}": base for base in profile.bases})
+    inputs.update(
+        {
+            "--esc-prefs": args.esc_prefs,
+            "--log-file": args.log_file,
+            "--trace": args.trace,
+            "--ledger": None if _is_database_url(args.ledger) else args.ledger,
+        }
+    )
+    refuse_overwriting("--report", report, inputs)
 
 
 def _cuid_ranges(texts: list[str] | None) -> tuple[CuidRange, ...] | None:
     if texts is None:
         return None
+    from ..profile import parse_cuid_range
+
     try:
         return tuple(parse_cuid_range(text) for text in texts)
     except ValueError as exc:
@@ -289,11 +314,18 @@ def _cuid_ranges(texts: list[str] | None) -> tuple[CuidRange, ...] | None:
 
 
 def _burn(args: argparse.Namespace, run: _Run, ledger: Ledger | None) -> Summary:
+    from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL, IGNORE_KEY_ISSUER_INFO, read_prefs
+    from ..phonehome.prefs import PrefsDialect
+    from ..report import JsonlReport
+    from ..simulated import phone_home_server
+    from ..trace import open_trace
+    from ..verify import VerifyConfig
+
     esc = read_prefs(args.esc_prefs) if args.esc_prefs else {}
     settings = VerifyConfig(
         global_url=esc.get(GLOBAL_PHONE_HOME_URL) or None,
         ignore_token=esc.get(IGNORE_KEY_ISSUER_INFO) == "yes",
-        dialect=PrefsDialect(args.prefs_dialect),
+        dialect=PrefsDialect(args.prefs_dialect or PrefsDialect.RHCS),
     )
     context = {
         "profile": run.profile.name,
@@ -336,6 +368,8 @@ def _drive(
     readers: Sequence[Reader],
     tray: _SimulatedTray | None,
 ) -> Summary:
+    from ..batch import Batch
+
     plan = run.plan(verify)
     if plan.dry_run:
         print(
@@ -372,6 +406,8 @@ def _drive(
 @contextmanager
 def _released(keys: object) -> Iterator[None]:
     """The key provider holds HSM sessions and master keys: release them with the run."""
+    from ..keysource import ProfileCardKeys
+
     try:
         yield
     finally:
@@ -380,6 +416,8 @@ def _released(keys: object) -> Iterator[None]:
 
 
 def _run_context(args: argparse.Namespace, run: _Run, ledger: Ledger) -> RunContext:
+    from ..ledger import RunContext
+
     return RunContext(
         profile=run.profile.name,
         profile_hash=run.profile.content_hash,
@@ -440,6 +478,8 @@ class _Interrupts:
         first = not self._batch.stopping
         self._batch.stop(interrupted=True)
         if first:
+            from tqdm import tqdm
+
             tqdm.write(
                 "Stopping: the tokens in the readers are finished and recorded first.",
                 file=self._out,
@@ -453,6 +493,8 @@ class _SimulatedTray:
     """Fresh blank virtual tokens, handed to a few simulated readers as a tray feeds a line."""
 
     def __init__(self, profile: Profile, count: int, slots: int) -> None:
+        from ..simulated import blank_tokens
+
         self._tokens: Iterator[Transport] = blank_tokens(profile, count)
         self._slots = min(count, slots)
         self._lock = threading.Lock()
@@ -533,6 +575,8 @@ def _ask(question: str, batch: Batch, out: TextIO) -> bool:
 
 
 def _plain_result(result: TokenResult, profile: Profile) -> str:
+    from ..burn import Outcome
+
     token = f"Token {result.token_id}" if result.token_id else "The token"
     took = result.timings_ms.get("total", 0.0) / 1000
     if result.outcome is Outcome.VERIFIED:
@@ -555,9 +599,6 @@ def _plain_result(result: TokenResult, profile: Profile) -> str:
 # -- output ---------------------------------------------------------------------------------
 
 
-_ASKS = frozenset({Activity.WAITING, Activity.REMOVE, Activity.HELD, Activity.STOPPED})
-
-
 class _Display:
     """Progress for a terminal (an overall bar, one status line per reader), the report, and
     a line for every token that did not end verified. Called from the worker threads."""
@@ -572,7 +613,16 @@ class _Display:
         progress: bool,
         quiet: bool,
     ) -> None:
+        from tqdm import tqdm
+
+        from ..batch import Activity
+
         self._report = report
+        # The activities that ask something of the operator: drawn at once.
+        self._asks = frozenset(
+            {Activity.WAITING, Activity.REMOVE, Activity.HELD, Activity.STOPPED}
+        )
+        self._empty = Activity.EMPTY
         self._out = out
         self._quiet = quiet
         self._lock = threading.Lock()
@@ -580,11 +630,13 @@ class _Display:
         self._width = max((len(name) for name in readers), default=0)
         self._drawn: dict[str, float] = {}
         self._bar = tqdm(total=total, unit="token", file=out, disable=not show, leave=False)
+        # No status lines off a terminal: each step would format a line nobody sees.
         self._lines = {
             name: tqdm(
                 file=out, position=n + 1, bar_format="{desc}", disable=not show, leave=False
             )
             for n, name in enumerate(readers)
+            if show
         }
 
     def __enter__(self) -> _Display:
@@ -605,18 +657,18 @@ class _Display:
                 # Steps of fast cards would flood the terminal: a line is redrawn at most
                 # every REFRESH seconds, and whenever the operator has something to do.
                 now = time.monotonic()
-                if activity in _ASKS or now - self._drawn.get(reader, 0.0) >= REFRESH:
+                if activity in self._asks or now - self._drawn.get(reader, 0.0) >= REFRESH:
                     self._drawn[reader] = now
                     line.refresh()
-            if activity == Activity.EMPTY and not self._quiet:
-                tqdm.write(f"{reader}: no token", file=self._out)
+            if activity == self._empty and not self._quiet:
+                self._bar.write(f"{reader}: no token", file=self._out)
 
     def result(self, result: TokenResult) -> None:
         with self._lock:
             self._report.write(result.record())
             self._bar.update(1)
             if not self._quiet and not result.ok:
-                tqdm.write(_result_line(result), file=self._out)
+                self._bar.write(_result_line(result), file=self._out)
 
 
 def _announce_profile(profile: Profile, run: _Run, out: TextIO) -> None:
@@ -627,8 +679,8 @@ def _announce_profile(profile: Profile, run: _Run, out: TextIO) -> None:
     for key_set in profile.key_sets:
         if key_set.test_keys:
             print(
-                f"Using well-known GlobalPlatform test keys (key set {key_set.kvn:02X}, "
-                f"{key_set.check_value}): not for production tokens.",
+                f"Using test keys (key set {key_set.kvn:02X}, {key_set.check_value}, marked "
+                "test_keys in the profile): not for production tokens.",
                 file=out,
             )
     if run.overrides:
@@ -637,7 +689,8 @@ def _announce_profile(profile: Profile, run: _Run, out: TextIO) -> None:
 
 def _announce_simulated(count: int, redirect: Redirect, out: TextIO) -> None:
     print(
-        f"Simulated run: {count} blank virtual tokens. Phone Home fetches for "
+        f"Simulated run: {count} blank virtual token{'s' if count != 1 else ''}. "
+        "Phone Home fetches for "
         f"{redirect.host}:{redirect.port} go to a local server at "
         f"{redirect.local_host}:{redirect.local_port}; the tokens keep the real URL.",
         file=out,

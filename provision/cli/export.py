@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL
-from ..phonehome.prefs_file import render_pref, write_atomically
-from ..phonehome.serviceinfo import render_service_info
-from ..phonehome.tps_cfg import render_issuer_info
-from ..profile import Profile, load_profile
-from ._common import EXIT_OK, CliError, Subparsers
+from ._common import EXIT_OK, CliError, Subparsers, refuse_overwriting
+
+if TYPE_CHECKING:  # imported where used, so that building the parser stays quick
+    from ..profile import Profile
 
 STDOUT = "-"
 
@@ -38,19 +37,29 @@ def register(commands: Subparsers) -> None:
 
 
 def tps_cfg(profile: Profile) -> str:
+    from ..phonehome.tps_cfg import render_issuer_info
+
     return render_issuer_info(profile.token_type, profile.phone_home_url)
 
 
 def phonehome_xml(profile: Profile) -> str:
+    from ..phonehome.serviceinfo import render_service_info
+
     info = profile.expected_service_info()
     return render_service_info(info).decode("utf-8")
 
 
 def esc_prefs(profile: Profile) -> str:
+    from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL
+    from ..phonehome.prefs_file import render_pref
+
     return render_pref(GLOBAL_PHONE_HOME_URL, profile.phone_home_url, function="pref") + "\n"
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from ..phonehome.prefs_file import write_atomically
+    from ..profile import load_profile
+
     wanted = [
         (args.tps_cfg, tps_cfg),
         (args.phonehome_xml, phonehome_xml),
@@ -59,6 +68,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if all(target is None for target, _ in wanted):
         raise CliError("nothing to export: give --tps-cfg, --phonehome-xml or --esc-prefs")
     profile = load_profile(args.profile)
+    inputs: dict[str, Path | str | None] = {"the profile": profile.path}
+    inputs.update({f"its base {base}": base for base in profile.bases})
+    for target, _ in wanted:
+        if target is not None and target != STDOUT:
+            refuse_overwriting("the output", target, inputs)
 
     # Render everything before writing anything, so a bad value leaves no file behind.
     rendered = []

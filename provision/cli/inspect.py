@@ -7,19 +7,16 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from simulator.card import VirtualToken
-from simulator.image import load
-
-from .. import pcsc
-from ..coolkey import encode_issuer_info
-from ..phonehome.esc_prefs import read_global_phone_home_url
-from ..phonehome.issuer_info import IssuerInfoState
-from ..profile import Profile, load_profile
-from ..tokeninfo import CARD_MANAGER_AID, TokenInspection, inspect_token
-from ..transport import InProcessTransport, Transport
 from ._common import EXIT_OK, CliError, Subparsers
+
+if TYPE_CHECKING:  # imported where used, so that building the parser stays quick
+    from simulator.card import VirtualToken
+
+    from ..profile import Profile
+    from ..tokeninfo import TokenInspection
+    from ..transport import Transport
 
 
 def register(commands: Subparsers) -> None:
@@ -45,6 +42,10 @@ def register(commands: Subparsers) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from ..phonehome.esc_prefs import read_global_phone_home_url
+    from ..profile import load_profile
+    from ..tokeninfo import CARD_MANAGER_AID, inspect_token
+
     profile = load_profile(args.profile) if args.profile else None
     global_url = read_global_phone_home_url(args.esc_prefs) if args.esc_prefs else None
     aid = profile.channel.card_manager_aid if profile else CARD_MANAGER_AID
@@ -61,6 +62,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _transports(args: argparse.Namespace) -> Iterator[list[Transport]]:
+    from .. import pcsc
+    from ..transport import InProcessTransport
+
     if args.image is not None:
         yield [InProcessTransport(_load_image(args.image), reader=str(args.image))]
         return
@@ -83,6 +87,8 @@ def _transports(args: argparse.Namespace) -> Iterator[list[Transport]]:
 
 
 def _load_image(path: Path) -> VirtualToken:
+    from simulator.image import load
+
     try:
         return load(path)
     except OSError as exc:
@@ -102,6 +108,8 @@ def _phone_home(found: TokenInspection) -> str:
 
 
 def _issuer_info_text(found: TokenInspection) -> str:
+    from ..phonehome.issuer_info import IssuerInfoState
+
     info = found.classified
     if info is None:
         return "unreadable"
@@ -113,6 +121,8 @@ def _issuer_info_text(found: TokenInspection) -> str:
 
 
 def _against(found: TokenInspection, profile: Profile | None) -> str | None:
+    from ..coolkey import encode_issuer_info
+
     if profile is None or found.issuer_info is None:
         return None
     if found.issuer_info == encode_issuer_info(profile.phone_home_url):

@@ -11,10 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..ledger import COLUMNS, STATES, open_ledger
-from ..phonehome.prefs_file import write_atomically
-from ..profile import parse_cuid
-from ._common import EXIT_OK, CliError, Subparsers
+from ._common import EXIT_OK, CliError, LazyChoices, Subparsers
 
 
 def register(commands: Subparsers) -> None:
@@ -27,11 +24,25 @@ def register(commands: Subparsers) -> None:
         "--output", "-o", type=Path, metavar="FILE", help="write here (default: standard output)"
     )
     report.add_argument("--token", metavar="CUID", help="only this token's attempts")
-    report.add_argument("--state", choices=STATES, help="only attempts in this state")
+    report.add_argument(
+        "--state",
+        choices=LazyChoices(_states),
+        metavar="STATE",
+        help="only attempts in this state: %(choices)s",
+    )
     report.set_defaults(handler=cmd_report)
 
 
+def _states() -> Sequence[str]:
+    from ..ledger import STATES  # here, so that building the parser stays quick
+
+    return STATES
+
+
 def cmd_report(args: argparse.Namespace) -> int:
+    from ..ledger import open_ledger
+    from ..phonehome.prefs_file import write_atomically
+
     token_id = _token_id(args.token) if args.token else None
     if args.ledger.startswith(("postgresql://", "postgres://")) or Path(args.ledger).is_file():
         with open_ledger(args.ledger, exclusive=False) as ledger:
@@ -52,6 +63,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _token_id(text: str) -> str:
+    from ..profile import parse_cuid
+
     try:
         return parse_cuid(text).hex()
     except ValueError as exc:
@@ -59,6 +72,8 @@ def _token_id(text: str) -> str:
 
 
 def _csv(rows: Sequence[dict[str, Any]]) -> str:
+    from ..ledger import COLUMNS
+
     names = list(rows[0]) if rows else list(COLUMNS)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")

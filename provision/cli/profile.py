@@ -13,10 +13,12 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..profile import Profile, ProfileError, load_profile
 from ._common import EXIT_OK, EXIT_USAGE, CliError, Subparsers
+
+if TYPE_CHECKING:  # imported where used, so that building the parser stays quick
+    from ..profile import Profile, ProfileError
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -55,12 +57,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     ok = sum(1 for c in checked if c.profile is not None)
     errors += sum(1 for p in problems if p.startswith("error:"))
     files = "file" if len(checked) == 1 else "files"
-    print(f"{len(checked)} {files}: {ok} ok, {bases} base only, {errors} errors", file=out)
+    plural = "error" if errors == 1 else "errors"
+    print(f"{len(checked)} {files}: {ok} ok, {bases} base only, {errors} {plural}", file=out)
     return EXIT_OK if errors == 0 else EXIT_USAGE
 
 
 def check_directory(directory: Path) -> list[Checked]:
     """Load every profile file under ``directory``, in path order."""
+    from ..profile import ProfileError, load_profile
+
     if not directory.is_dir():
         raise CliError(f"{directory} is not a directory")
     files = sorted(p for p in directory.rglob("*") if p.suffix in SUFFIXES and p.is_file())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import pcsc
 from ._common import EXIT_OK, Subparsers
 
 
@@ -16,6 +15,8 @@ def register(commands: Subparsers) -> None:
 
 
 def cmd_readers(args: argparse.Namespace) -> int:
+    from .. import pcsc  # here, so that building the parser stays quick
+
     found = pcsc.list_readers()
     if args.json:
         for info in found:

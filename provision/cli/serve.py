@@ -17,13 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
-from ..phonehome.server import AccessRecord, PhoneHomeServer, route_path
-from ..phonehome.serviceinfo import render_service_info
-from ..profile import Profile, load_profile
 from ._common import EXIT_OK, CliError, Subparsers
+
+if TYPE_CHECKING:  # imported where used, so that building the parser stays quick
+    from ..phonehome.server import AccessRecord, PhoneHomeServer
+    from ..profile import Profile
 
 DEFAULT_BIND = "127.0.0.1"
 DEFAULT_PORT = 7888  # the port of the RHCS guide's examples
@@ -61,6 +62,9 @@ class Route:
 
 def routes_for(profiles: Sequence[Profile]) -> dict[str, Route]:
     """One route per Phone Home path; two profiles may share a path only with one document."""
+    from ..phonehome.server import route_path
+    from ..phonehome.serviceinfo import render_service_info
+
     routes: dict[str, Route] = {}
     for profile in profiles:
         path = route_path(profile.phone_home_url)
@@ -81,6 +85,8 @@ def routes_for(profiles: Sequence[Profile]) -> dict[str, Route]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ..profile import load_profile
+
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port {args.port}: expected 0 to 65535")
     if args.stop_after is not None and args.stop_after <= 0:
@@ -119,6 +125,8 @@ def serve(
 
     ``on_ready`` hears of the server once it answers (its port, when ``port`` was 0).
     """
+    from ..phonehome.server import PhoneHomeServer
+
     lock = threading.Lock()
 
     def on_request(record: AccessRecord) -> None:

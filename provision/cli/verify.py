@@ -13,35 +13,26 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import ProvisionError
-from ..phonehome._text import quote
-from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL, IGNORE_KEY_ISSUER_INFO, read_prefs
-from ..phonehome.esc_profile import EscProfile, find_prefs_js, load_esc_profile
-from ..phonehome.prefs import PrefsDialect, token_entries
-from ..phonehome.prefs_file import PrefsFile, render_pref
-from ..profile import load_profile
-from ..transport import InProcessTransport, Transport
-from ..verify import (
-    Expected,
-    ReadFailure,
-    Verification,
-    VerifyConfig,
-    VerifyStep,
-    read_token_id,
-    run_client_flow,
-    verify_token,
+from ._common import (
+    EXIT_OK,
+    EXIT_TOKENS_FAILED,
+    CliError,
+    LazyChoices,
+    Subparsers,
+    prefs_dialects,
+    seconds,
 )
-from ._common import EXIT_OK, EXIT_TOKENS_FAILED, CliError, Subparsers
+
+if TYPE_CHECKING:  # imported where used, so that building the parser stays quick
+    from ..phonehome.esc_profile import EscProfile
+    from ..transport import Transport
+    from ..verify import Expected, Verification
 
 SECURITY_URL = "esc.security.url"
 CARD_WAIT_SECONDS = 10.0
-SOURCES = {
-    "TOKEN": "the token's issuer info",
-    "GLOBAL_PREFS": GLOBAL_PHONE_HOME_URL,
-    "PROMPT": "the prompt",
-}
 
 
 def register(commands: Subparsers) -> None:
@@ -68,8 +59,8 @@ def register(commands: Subparsers) -> None:
     )
     verify.add_argument(
         "--prefs-dialect",
-        choices=[d.value for d in PrefsDialect],
-        default=PrefsDialect.RHCS.value,
+        choices=LazyChoices(prefs_dialects),
+        metavar="DIALECT",
         help="pref names: rhcs (the RHCS guide's, default) or esc11 (ESC 1.1's own)",
     )
     verify.add_argument("--profile", type=Path, help="also compare with this issuer profile")
@@ -81,13 +72,20 @@ def register(commands: Subparsers) -> None:
         help="send the connection for HOST:PORT to ADDR:PORT, as a hosts-file entry would",
     )
     verify.add_argument("--ca-file", metavar="FILE", help="CA bundle for https Phone Home URLs")
-    verify.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout in seconds")
+    verify.add_argument(
+        "--timeout", type=seconds, default=10.0, help="HTTP timeout in seconds (0.1 to 600)"
+    )
     verify.add_argument("--no-prompt", action="store_true", help="never ask for a URL")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
     verify.set_defaults(handler=cmd_verify)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL, IGNORE_KEY_ISSUER_INFO
+    from ..phonehome.esc_profile import load_esc_profile
+    from ..phonehome.prefs import PrefsDialect
+    from ..verify import ReadFailure, VerifyConfig, read_token_id, run_client_flow, verify_token
+
     profile = load_esc_profile(args.esc_profile) if args.esc_profile else None
     settings = _esc_settings(args.esc_prefs, profile)
     expected = _expected(args.profile) if args.profile else None
@@ -98,7 +96,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         global_url=settings.get(GLOBAL_PHONE_HOME_URL) or None,
         ignore_token=settings.get(IGNORE_KEY_ISSUER_INFO) == "yes",
         prompt=_prompt(args.no_prompt, settings),
-        dialect=PrefsDialect(args.prefs_dialect),
+        dialect=PrefsDialect(args.prefs_dialect or PrefsDialect.RHCS),
         profile=profile,
         read_failure=ReadFailure.AS_EMPTY,
     )
@@ -137,6 +135,8 @@ def _host_port(text: str, whole: str) -> tuple[str, int]:
 
 def _esc_settings(esc_prefs: Path | None, profile: EscProfile | None) -> dict[str, str]:
     """ESC's settings: the defaults file, then the user's prefs.js over it (as Mozilla)."""
+    from ..phonehome.esc_prefs import read_prefs
+
     settings = read_prefs(esc_prefs) if esc_prefs else {}
     if profile is not None:
         settings.update(profile.prefs)
@@ -144,6 +144,9 @@ def _esc_settings(esc_prefs: Path | None, profile: EscProfile | None) -> dict[st
 
 
 def _expected(path: Path) -> Expected:
+    from ..profile import load_profile
+    from ..verify import Expected
+
     profile = load_profile(path)
     return Expected(profile.phone_home_url, profile.expected_service_info())
 
@@ -190,6 +193,8 @@ def _token(args: argparse.Namespace) -> Iterator[tuple[Transport, str]]:
 def _image_transport(path: Path) -> Transport:
     from simulator.image import load
 
+    from ..transport import InProcessTransport
+
     try:
         token = load(path)
     except OSError as exc:
@@ -206,6 +211,9 @@ def print_result(result: Verification, where: str, out: TextIO) -> None:
 
 
 def result_lines(result: Verification, where: str) -> list[str]:
+    from ..phonehome.prefs_file import render_pref
+    from ..verify import VerifyStep
+
     lines = [f"Token {result.token_id} ({where})"]
     lines += _flow_lines(result)
     if result.prefs:
@@ -229,6 +237,8 @@ def result_lines(result: Verification, where: str) -> list[str]:
 
 
 def _flow_lines(result: Verification) -> list[str]:
+    from ..phonehome._text import quote
+
     lines = []
     if result.issuer_info is not None:
         info = result.issuer_info
@@ -236,7 +246,7 @@ def _flow_lines(result: Verification) -> list[str]:
         reads = f"{result.reads} read{'s' if result.reads != 1 else ''}"
         lines.append(f"  issuer info: {info.state.name.lower()}, {value} ({reads})")
     if result.url is not None and result.source is not None:
-        lines.append(f"  Phone Home URL: {result.url} (from {SOURCES[result.source.name]})")
+        lines.append(f"  Phone Home URL: {result.url} (from {_source(result.source.name)})")
     if result.request_url is not None:
         status = f" -> HTTP {result.status}" if result.status is not None else ""
         kind = f", {result.content_type}" if result.content_type else ""
@@ -246,6 +256,18 @@ def _flow_lines(result: Verification) -> list[str]:
         lines.append(f"  ServiceInfo: IssuerName {quote(served.issuer_name)}")
         lines += [f"    {name}: {quote(value)}" for name, value in served.services]
     return lines
+
+
+def _source(name: str) -> str:
+    """Where the Phone Home URL came from, in words."""
+    from ..phonehome.esc_prefs import GLOBAL_PHONE_HOME_URL
+
+    sources = {
+        "TOKEN": "the token's issuer info",
+        "GLOBAL_PREFS": GLOBAL_PHONE_HOME_URL,
+        "PROMPT": "the prompt",
+    }
+    return sources[name]
 
 
 def as_dict(result: Verification, where: str) -> dict[str, Any]:
@@ -300,6 +322,11 @@ def _stale_cache(result: Verification) -> dict[str, Any] | None:
 
 
 def _write_prefs(result: Verification, directory: Path, out: TextIO) -> None:
+    from ..phonehome.esc_profile import find_prefs_js
+    from ..phonehome.prefs import token_entries
+    from ..phonehome.prefs_file import PrefsFile
+    from ..verify import VerifyStep
+
     if result.step is not VerifyStep.COMPARED or not result.prefs:
         raise CliError(
             f"no prefs written to {directory}: the flow stopped at {result.step.value}",

@@ -58,11 +58,9 @@ class Scp02Session:
         self._sequence_counter = sequence_counter
         self._s_enc = _session_key(keys.enc.value, _DERIVE_ENC, sequence_counter)
         self._s_mac = _session_key(keys.mac.value, _DERIVE_C_MAC, sequence_counter)
-        # The R-MAC and DEK session keys are not used here; only their KCVs are kept.
-        self._unused_kcvs = {
-            "s_rmac": Key(_session_key(keys.mac.value, _DERIVE_R_MAC, sequence_counter)).kcv,
-            "s_dek": Key(_session_key(keys.dek.value, _DERIVE_DEK, sequence_counter)).kcv,
-        }
+        # The R-MAC and DEK session keys are not used here: derived only when their KCVs
+        # are asked for, which a burn never does.
+        self._static = keys
         self._icv: bytes | None = None
         self.level = SecurityLevel.C_MAC
 
@@ -71,8 +69,13 @@ class Scp02Session:
 
     def session_key_kcvs(self) -> dict[str, str]:
         """All four session keys (E.4.1) by their check values, for support and tests."""
-        kcvs = {"s_enc": Key(self._s_enc).kcv, "s_mac": Key(self._s_mac).kcv}
-        return {**kcvs, **self._unused_kcvs}
+        seq = self._sequence_counter
+        return {
+            "s_enc": Key(self._s_enc).kcv,
+            "s_mac": Key(self._s_mac).kcv,
+            "s_rmac": Key(_session_key(self._static.mac.value, _DERIVE_R_MAC, seq)).kcv,
+            "s_dek": Key(_session_key(self._static.dek.value, _DERIVE_DEK, seq)).kcv,
+        }
 
     def pseudo_random_card_challenge(self, aid: bytes) -> bytes | None:
         """What a card with i=55 draws (E.4.2.3): the six leftmost bytes of the retail MAC

@@ -8,13 +8,14 @@ TLS host-name check keep the real name.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import http.client
 import logging
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -147,11 +148,10 @@ def _exchange(
 
     # A server that trickles a byte at a time never trips the per-read socket timeout;
     # the watchdog shuts the socket down once the exchange has had twice that.
-    watchdog = threading.Timer(2 * options.timeout, connection.abort)
-    watchdog.daemon = True
+    deadline = None
     try:
         _connect(connection, options, named, origin)
-        watchdog.start()
+        deadline = _WATCHDOG.watch(2 * options.timeout, connection.abort)
         return _get(connection, target, options, named, origin)
     except FetchError:
         if connection.aborted:
@@ -159,8 +159,84 @@ def _exchange(
             raise FetchError(origin, late) from None
         raise
     finally:
-        watchdog.cancel()
+        if deadline is not None:
+            _WATCHDOG.cancel(deadline)
         connection.close()
+
+
+class _Deadline:
+    __slots__ = ("abort", "cancelled", "when")
+
+    def __init__(self, when: float, abort: Callable[[], None]) -> None:
+        self.when = when
+        self.abort = abort
+        self.cancelled = False
+
+    def __lt__(self, other: _Deadline) -> bool:
+        return self.when < other.when
+
+
+class _Watchdog:
+    """The deadlines of every exchange in progress, watched by one thread.
+
+    A thread started for each fetch costs more than the fetch itself; this one sleeps
+    until the earliest deadline and aborts that exchange if it is still going.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._heap: list[_Deadline] = []
+        self._cancelled = 0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, seconds: float, abort: Callable[[], None]) -> _Deadline:
+        """Call ``abort`` in ``seconds`` unless :meth:`cancel` comes first."""
+        deadline = _Deadline(time.monotonic() + seconds, abort)
+        with self._changed:
+            heapq.heappush(self._heap, deadline)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="fetch-watchdog", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0] is deadline:
+                self._changed.notify()
+        return deadline
+
+    def cancel(self, deadline: _Deadline) -> None:
+        with self._changed:
+            if deadline.cancelled:
+                return
+            deadline.cancelled = True
+            self._cancelled += 1
+            # Cancelled deadlines leave when they reach the top, or all at once when they
+            # are most of the heap, so that it holds little more than the exchanges going on.
+            if self._cancelled * 2 > len(self._heap):
+                self._heap = [d for d in self._heap if not d.cancelled]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                expired = self._next_expired()
+            expired.abort()
+
+    def _next_expired(self) -> _Deadline:
+        while True:
+            while self._heap and self._heap[0].cancelled:
+                heapq.heappop(self._heap)
+                self._cancelled -= 1
+            if not self._heap:
+                self._changed.wait()
+                continue
+            wait = self._heap[0].when - time.monotonic()
+            if wait <= 0:
+                return heapq.heappop(self._heap)
+            self._changed.wait(wait)
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _connect(connection: _Connection, options: _Options, named: str, origin: str) -> None:

@@ -225,4 +225,5 @@ class _Handler(BaseHTTPRequestHandler):
             logger.debug("access log failed", exc_info=True)
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s %s", self.address_string(), format % args)
+        if logger.isEnabledFor(logging.DEBUG):  # formatted only for a log that keeps it
+            logger.debug("%s %s", self.address_string(), format % args)

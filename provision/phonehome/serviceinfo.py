@@ -8,8 +8,11 @@ example) is refused with the element named instead of being cached as a broken U
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 import xml.etree.ElementTree as ET  # builds documents only; parsing goes through defusedxml
+from collections import OrderedDict
 from dataclasses import dataclass
 from xml.parsers import expat
 
@@ -27,6 +30,9 @@ _XML_SPACE = " \t\r\n"
 # The characters XML 1.0 allows (production Char), so that a rendered document parses.
 _XML_CHARS = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
 _XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9._-]*")
+# A Phone Home URL serves one document whatever the token (§3.3): a line parses the same
+# bytes for every token, so the last few documents parsed are kept, by their bytes.
+_PARSED_KEPT = 8
 
 
 @dataclass(frozen=True)
@@ -41,12 +47,42 @@ class ServiceInfo:
         return next((value for key, value in self.services if key == name), None)
 
 
+class _Parsed:
+    """The documents parsed last, by their bytes: a result does not depend on the source,
+    which only errors name (and errors are not kept)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[bytes, ServiceInfo] = OrderedDict()
+
+    def get(self, body: bytes) -> ServiceInfo | None:
+        with self._lock:
+            return self._kept.get(body)
+
+    def keep(self, body: bytes, info: ServiceInfo) -> None:
+        with self._lock:
+            self._kept[body] = info
+            if len(self._kept) > _PARSED_KEPT:
+                self._kept.popitem(last=False)
+
+
+_PARSED = _Parsed()
+
+
 def parse_service_info(body: bytes, *, source: str) -> ServiceInfo:
     """Parse a ServiceInfo document fetched from ``source`` (named in every error).
 
     Any DTD is refused, and with it entity expansion and external references.
     The encoding comes from the byte-order mark or the XML declaration, UTF-8 by default.
     """
+    info = _PARSED.get(body)
+    if info is None:
+        info = _parse_service_info(body, source)
+        _PARSED.keep(body, info)
+    return info
+
+
+def _parse_service_info(body: bytes, source: str) -> ServiceInfo:
     root = _parse_xml(body, source)
     if root.tag != "ServiceInfo":
         raise ServiceInfoError(source, f"the root element is <{root.tag}>, not <ServiceInfo>")
@@ -125,6 +161,7 @@ def _check_value(name: str, value: str, source: str) -> None:
         raise ServiceInfoError(source, message, element=name)
 
 
+@functools.lru_cache(maxsize=_PARSED_KEPT)  # the same document for every token, as above
 def esc_service_info(body: bytes) -> ServiceInfo | None:
     """What ESC 1.1's own parsing would take from ``body``, or None when it would fail.
 
