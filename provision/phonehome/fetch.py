@@ -194,7 +194,8 @@ class _Watchdog:
         deadline = _Deadline(time.monotonic() + seconds, abort)
         with self._changed:
             heapq.heappush(self._heap, deadline)
-            if self._thread is None:
+            # Started on first use, and again in a child process: a fork keeps no threads.
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="fetch-watchdog", daemon=True
                 )
