@@ -120,6 +120,9 @@ class _TracedReader:
     def __init__(self, inner: Reader, trace: ApduTrace) -> None:
         self._inner = inner
         self._trace = trace
+        wake = getattr(inner, "wake", None)
+        if callable(wake):
+            self.wake = wake  # a reader a batch can wake (PC/SC) stays one when traced
 
     @property
     def name(self) -> str:
